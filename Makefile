@@ -1,0 +1,60 @@
+# Cheyou: `make run` serves the app with demo data; `make test` runs the whole suite.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+FLASK := $(VENV)/bin/flask --app app
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test setup system-deps venv assets translations migrate seed worker messages bench clean
+
+run: setup migrate seed
+	@bin/print-demo-logins
+	@echo "Cheyou on http://$(HOST):$(PORT)  (worker for periodic jobs runs alongside)"
+	@trap 'kill 0' EXIT; $(FLASK) worker & $(FLASK) run --host $(HOST) --port $(PORT)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: system-deps venv assets translations
+
+system-deps:
+	@bin/system-deps
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+assets: static/vendor/htmx.min.js
+
+static/vendor/htmx.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+
+translations: venv
+	@$(VENV)/bin/pybabel compile -d translations -f 2>&1 | grep -v "^compiling" || true
+
+messages: venv
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k N_ -k DomainError --no-location --sort-output \
+	  --ignore-dirs=".venv node_modules migrations tests" -o translations/messages.pot .
+	$(VENV)/bin/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
+
+migrate: venv
+	$(FLASK) db upgrade
+
+seed: venv
+	$(FLASK) seed-demo
+
+worker: setup
+	$(FLASK) worker
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor

@@ -1,0 +1,135 @@
+"""Cheyou (车友圈): configuration, extension objects and the application factory."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, g, request
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
+from htmx_flask import Htmx
+
+from models import db
+
+BASE_DIR = Path(__file__).resolve().parent
+
+babel = Babel()
+csrf = CSRFProtect()
+htmx = Htmx()
+login_manager = LoginManager()
+migrate = Migrate()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def _instance_secret(instance: Path, name: str, make) -> str:
+    """Read a secret from instance/NAME, creating it once on first run (never committed)."""
+    path = instance / name
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _vapid_keys(instance: Path) -> tuple[str, str]:
+    """VAPID key pair for Web Push: the private key as PEM, the public key as base64url."""
+    from services.push_keys import load_or_create_vapid
+
+    return load_or_create_vapid(instance / "vapid_private.pem")
+
+
+class Config:
+    """Settings read from the environment; see README's configuration table."""
+
+    def __init__(self, instance: Path):
+        env = os.environ.get
+        self.SECRET_KEY = env("SECRET_KEY") or _instance_secret(
+            instance, "secret_key", lambda: secrets.token_urlsafe(48)
+        )
+        self.SQLALCHEMY_DATABASE_URI = _normalise_db_url(
+            env("DATABASE_URL") or f"sqlite:///{instance / 'cheyou.sqlite3'}"
+        )
+        self.REDIS_URL = env("REDIS_URL") or None
+        self.VAPID_PRIVATE_KEY = env("VAPID_PRIVATE_KEY")
+        self.VAPID_PUBLIC_KEY = env("VAPID_PUBLIC_KEY")
+        if not (self.VAPID_PRIVATE_KEY and self.VAPID_PUBLIC_KEY):
+            self.VAPID_PRIVATE_KEY, self.VAPID_PUBLIC_KEY = _vapid_keys(instance)
+        self.VAPID_SUBJECT = env("VAPID_SUBJECT", "mailto:ops@cheyou.example")
+        self.ICP_NUMBER = env("ICP_NUMBER", "沪ICP备00000000号-1")
+        self.SMS_BACKEND = env("SMS_BACKEND", "log")
+        self.JOBS_MODE = env("JOBS_MODE") or ("rq" if self.REDIS_URL else "thread")
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        self.RATELIMIT_ENABLED = env("RATELIMIT_ENABLED", "1") != "0"
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = env("SESSION_COOKIE_SECURE", "0") == "1"
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.REMEMBER_COOKIE_DURATION = 60 * 60 * 24 * 30
+        self.WTF_CSRF_TIME_LIMIT = 60 * 60 * 8
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.BABEL_DEFAULT_LOCALE = "zh_CN"
+        self.BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+        self.BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "translations")
+        self.PRIVACY_POLICY_VERSION = "2026-11"
+        self.MAX_CONTENT_LENGTH = 100 * 1024 * 1024
+
+
+def _normalise_db_url(url: str) -> str:
+    """Let `postgresql://` URLs use psycopg 3, the driver we install."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
+    """Build the application: config, extensions, blueprints, CLI."""
+    app = Flask(__name__, instance_path=instance_path or os.environ.get("CHEYOU_INSTANCE") or str(BASE_DIR / "instance"))
+    app.config.from_object(Config(Path(app.instance_path)))
+    if test_config:
+        app.config.update(test_config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from models import sqlite_tuning  # noqa: F401  (engine event hooks)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    from blueprints import i18n
+
+    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: "Asia/Shanghai")
+
+    from services import jobs
+
+    jobs.init_app(app)
+
+    from blueprints import register_blueprints
+    from blueprints.web import init_web
+
+    init_web(app)
+    register_blueprints(app)
+
+    import commands
+
+    commands.register(app)
+
+    @app.before_request
+    def _mark_write_intent():
+        # SQLite takes the write lock at BEGIN for state-changing requests, so two
+        # racing requests queue instead of failing to upgrade a read lock.
+        g.write_request = request.method not in ("GET", "HEAD", "OPTIONS")
+        db.write_intent.set(g.write_request)
+
+    return app

@@ -1,0 +1,20 @@
+"""Blueprint registry."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from blueprints.admin.routes import bp as admin_bp
+    from blueprints.auth.routes import bp as auth_bp
+    from blueprints.communities.routes import bp as communities_bp
+    from blueprints.main.routes import bp as main_bp
+    from blueprints.me.routes import bp as me_bp
+    from blueprints.partner.routes import bp as partner_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp, url_prefix="/auth")
+    app.register_blueprint(communities_bp)
+    app.register_blueprint(me_bp, url_prefix="/me")
+    app.register_blueprint(partner_bp, url_prefix="/partner")
+    app.register_blueprint(admin_bp, url_prefix="/admin")

@@ -1,0 +1,87 @@
+"""Site administration: overview, role grants, audit log."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from app import csrf
+from blueprints.access import role_required
+from blueprints.admin.forms import GrantForm
+from blueprints.web import domain_message
+from models import AuditEntry, Community, DomainError, Membership, Notification, Partner, User, audit, db
+from models.accounts import RoleGrant, grant_role, revoke_role
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.before_request
+@role_required("admin")
+def _admins_only():
+    """Every page here is for site administrators."""
+
+
+@bp.get("")
+def index():
+    """Overview: the figures an operator checks first."""
+    count = lambda model: db.session.scalar(select(func.count()).select_from(model))  # noqa: E731
+    stats = {
+        "members": count(User),
+        "verified": db.session.scalar(select(func.count()).select_from(User).where(User.phone_verified_at.is_not(None))),
+        "memberships": count(Membership),
+        "notifications": count(Notification),
+    }
+    return render_template("admin/index.html", stats=stats, recent=AuditEntry.recent(10))
+
+
+def _grant_form() -> GrantForm:
+    form = GrantForm()
+    form.community.choices = [(0, "—")] + [(c.id, c.display_name) for c in Community.all_ordered()]
+    return form
+
+
+@bp.route("/roles", methods=["GET", "POST"])
+@csrf.exempt  # FlaskForm checks the token and keeps what was typed
+def roles():
+    """Grant roles, and list who holds which."""
+    form = _grant_form()
+    if form.validate_on_submit():
+        user = User.find_by_login(form.login.data)
+        if user is None:
+            form.login.errors.append(_("No member with this login."))
+        else:
+            community = db.session.get(Community, form.community.data) if form.community.data else None
+            partner = Partner.get_or_create(form.partner.data.strip()) if form.partner.data and form.partner.data.strip() else None
+            try:
+                grant_role(user, form.role.data, community=community, partner=partner, by=current_user)
+            except DomainError as error:
+                form.role.errors.append(domain_message(error))
+            else:
+                db.session.commit()
+                flash(_("Role granted to %(name)s.", name=user.nickname), "success")
+                return redirect(url_for("admin.roles"))
+    grants = db.session.scalars(
+        select(RoleGrant).join(User, User.id == RoleGrant.user_id).order_by(RoleGrant.role, User.nickname)
+    ).all()
+    return render_template("admin/roles.html", form=form, grants=grants), 422 if request.method == "POST" else 200
+
+
+@bp.post("/roles/<int:grant_id>/revoke")
+def revoke(grant_id):
+    grant = db.get_or_404(RoleGrant, grant_id)
+    if grant.user_id == current_user.id and grant.role == "admin":
+        abort(400)
+    revoke_role(grant, by=current_user)
+    db.session.commit()
+    flash(_("Role revoked."), "info")
+    return redirect(url_for("admin.roles"))
+
+
+@bp.get("/audit")
+def audit_log():
+    """The audit log, newest first, keyset-paginated."""
+    before = request.args.get("before", type=int)
+    entries = AuditEntry.recent(50, before_id=before)
+    return render_template("admin/audit.html", entries=entries,
+                           next_before=entries[-1].id if len(entries) == 50 else None)

@@ -1,0 +1,78 @@
+"""Community list, community pages, join and leave in place."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from blueprints.access import wants_fragment
+from models import Community, db
+from models.communities import member_community_ids
+
+bp = Blueprint("communities", __name__)
+
+
+@bp.get("/communities")
+def index():
+    """All communities with member counts and the viewer's membership."""
+    communities = Community.all_ordered()
+    counts = Community.member_counts([c.id for c in communities])
+    return render_template(
+        "communities/index.html", communities=communities, counts=counts, joined=member_community_ids(current_user)
+    )
+
+
+@bp.get("/c/<slug>")
+def show(slug):
+    """A community's page: what it is about, who runs it, who joined lately."""
+    community = Community.get_by_slug_or_404(slug)
+    return render_template(
+        "communities/show.html",
+        community=community,
+        is_member=community.has_member(current_user),
+        member_count=community.member_count(),
+        recent=community.recent_members(),
+        staff=community.staff(),
+    )
+
+
+@bp.post("/c/<slug>/join")
+@login_required
+def join(slug):
+    """Join; an htmx request gets the button back, swapped in place."""
+    community = Community.get_by_slug_or_404(slug)
+    community.join(current_user)
+    db.session.commit()
+    return _membership_response(community, True)
+
+
+@bp.post("/c/<slug>/leave")
+@login_required
+def leave(slug):
+    """Leave; an htmx request gets the button back, swapped in place."""
+    community = Community.get_by_slug_or_404(slug)
+    community.leave(current_user)
+    db.session.commit()
+    return _membership_response(community, False)
+
+
+def _membership_response(community, is_member):
+    """The button fragment for htmx; without JavaScript, back to where the form was."""
+    if not wants_fragment():
+        return redirect(request.referrer if _same_site(request.referrer) else url_for("communities.show", slug=community.slug))
+    response = make_response(
+        render_template(
+            "communities/_join_button.html",
+            community=community,
+            is_member=is_member,
+            member_count=community.member_count(),
+        )
+    )
+    response.vary.add("HX-Request")
+    response.headers["HX-Trigger"] = "membership-changed"
+    return response
+
+
+def _same_site(url: str | None) -> bool:
+    return bool(url) and urlsplit(url).netloc == request.host

@@ -1,0 +1,137 @@
+"""Home, health, PWA plumbing, language and the pages of capabilities still to come."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import text
+
+from blueprints.i18n import LOCALES
+from blueprints.web import asset_version, static_version
+from models import Community, db
+from models.communities import member_community_ids
+
+bp = Blueprint("main", __name__)
+
+
+@bp.get("/")
+def home():
+    """Members see their communities first; visitors see all of them."""
+    communities = Community.all_ordered()
+    joined = member_community_ids(current_user)
+    mine = [c for c in communities if c.id in joined]
+    others = [c for c in communities if c.id not in joined]
+    counts = Community.member_counts([c.id for c in communities])
+    return render_template("main/home.html", mine=mine, others=others, counts=counts, joined=joined)
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 with JSON when the database answers, 503 otherwise."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception as error:  # any database failure means unhealthy
+        db.session.rollback()
+        current_app.logger.error("health check failed: %s", error)
+        return jsonify(status="error", database="unreachable"), 503
+    return jsonify(status="ok", database="ok")
+
+
+@bp.get("/offline")
+def offline():
+    """Shown by the service worker when a page cannot be fetched."""
+    response = make_response(render_template("main/offline.html"))
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/privacy")
+def privacy_policy():
+    return render_template("main/privacy.html", version=current_app.config["PRIVACY_POLICY_VERSION"])
+
+
+@bp.get("/manifest.webmanifest")
+def manifest():
+    """The web app manifest: installable, standalone, Chinese first."""
+    icon = lambda name: url_for("static", filename=f"img/{name}", v=static_version(current_app, f"img/{name}"))  # noqa: E731
+    data = {
+        "id": "/",
+        "name": "车友圈 · Cheyou",
+        "short_name": "车友圈",
+        "description": "二手车车主社区：车友故事、线下活动、积分与保养券",
+        "lang": "zh-CN",
+        "dir": "ltr",
+        "start_url": "/?source=pwa",
+        "scope": "/",
+        "display": "standalone",
+        "orientation": "portrait",
+        "theme_color": "#1f6feb",
+        "background_color": "#f5f7fb",
+        "categories": ["social", "lifestyle", "auto"],
+        "icons": [
+            {"src": icon("icon-192.png"), "sizes": "192x192", "type": "image/png", "purpose": "any"},
+            {"src": icon("icon-512.png"), "sizes": "512x512", "type": "image/png", "purpose": "any"},
+            {"src": icon("icon-maskable-512.png"), "sizes": "512x512", "type": "image/png", "purpose": "maskable"},
+        ],
+        "shortcuts": [
+            {"name": "社区", "short_name": "社区", "url": "/communities", "icons": [{"src": icon("icon-192.png"), "sizes": "192x192"}]},
+            {"name": "活动", "short_name": "活动", "url": "/events", "icons": [{"src": icon("icon-192.png"), "sizes": "192x192"}]},
+            {"name": "积分", "short_name": "积分", "url": "/rewards", "icons": [{"src": icon("icon-192.png"), "sizes": "192x192"}]},
+            {"name": "我的", "short_name": "我的", "url": "/me", "icons": [{"src": icon("icon-192.png"), "sizes": "192x192"}]},
+        ],
+    }
+    response = jsonify(data)
+    response.mimetype = "application/manifest+json"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/sw.js")
+def service_worker():
+    """The service worker, from the site root so its scope is `/`; its version changes with the assets."""
+    version = asset_version(current_app)
+    precache = [
+        url_for("main.offline"),
+        *(
+            url_for("static", filename=f, v=static_version(current_app, f))
+            for f in ("css/app.css", "js/app.js", "vendor/htmx.min.js", "img/logo.svg", "img/icon-192.png")
+        ),
+    ]
+    body = render_template("sw.js", version=version, precache=precache, offline_url=url_for("main.offline"))
+    response = make_response(body)
+    response.mimetype = "text/javascript"
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response
+
+
+@bp.post("/lang")
+def set_language():
+    """Remember the chosen language (on the account when signed in, in a cookie always)."""
+    lang = request.form.get("lang")
+    target = request.form.get("next") or url_for("main.home")
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("main.home")
+    response = redirect(target)
+    if lang in LOCALES:
+        response.set_cookie("lang", lang, max_age=60 * 60 * 24 * 365, samesite="Lax", httponly=True)
+        if current_user.is_authenticated:
+            current_user.locale = lang
+            db.session.commit()
+    return response
+
+
+def coming_soon(title: str, blurb: str):
+    return render_template("main/coming_soon.html", title=title, blurb=blurb)
+
+
+@bp.get("/events")
+def events():
+    """Offline meetups (activity tab) — lands with the events capability."""
+    return coming_soon(_("Events"), _("Meetups, road trips and modding days near you are on their way. Join a community now so you hear first."))
+
+
+@bp.get("/rewards")
+def rewards():
+    """Rewards catalogue (points tab) — lands with the loyalty capability."""
+    return coming_soon(_("Points & rewards"), _("Earn points by taking part and swap them for car wash, maintenance and inspection vouchers. Coming soon."))

@@ -1,0 +1,175 @@
+"""Cross-cutting web behaviour: login loading, security headers, caching, errors, template helpers."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
+from flask_babel import format_datetime, get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, generate_csrf
+
+from blueprints.access import wants_fragment
+from blueprints.i18n import LOCALES, html_lang
+from models import DomainError, Notification, User, db
+
+log = logging.getLogger("cheyou.web")
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "media-src 'self' blob:",
+        "worker-src 'self'",
+        "manifest-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def render(page: str, fragment: str | None = None, status: int = 200, **context):
+    """One URL, two renderings: only FRAGMENT for an htmx swap, else the full PAGE."""
+    template = fragment if fragment and wants_fragment() else page
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def domain_message(error: DomainError) -> str:
+    """A DomainError's message in the reader's language, with its parameters filled in."""
+    return _(error.message, **error.params)
+
+
+@lru_cache(maxsize=512)
+def _file_hash(path: str, mtime: float) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]
+
+
+def static_version(app: Flask, filename: str) -> str:
+    path = Path(app.static_folder) / filename
+    try:
+        return _file_hash(str(path), path.stat().st_mtime)
+    except FileNotFoundError:
+        return "0"
+
+
+def asset_version(app: Flask) -> str:
+    """One hash over every static file: it changes the service worker, so a new version installs."""
+    digest = hashlib.sha256()
+    root = Path(app.static_folder)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(static_version(app, str(path.relative_to(root))).encode())
+    sw = Path(app.root_path) / "templates" / "sw.js"
+    digest.update(sw.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def init_web(app: Flask) -> None:
+    from app import login_manager
+
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(session_id: str):
+        return User.from_session_id(session_id)
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
+        if request.headers.get("HX-Request"):
+            # A 302 would swap the login page into a card: tell htmx to navigate instead.
+            response = make_response("", 401)
+            response.headers["HX-Redirect"] = login_url
+            return response
+        return redirect(login_url)
+
+    @app.context_processor
+    def template_helpers():
+        unread = 0
+        if current_user.is_authenticated:
+            unread = Notification.unread_count(current_user)
+        return {
+            "static_url": lambda filename: url_for("static", filename=filename, v=static_version(app, filename)),
+            "icp_number": app.config["ICP_NUMBER"],
+            "locales": LOCALES,
+            "current_locale": str(get_locale() or "zh_CN"),
+            "html_lang": html_lang(get_locale() or "zh_CN"),
+            "unread_count": unread,
+            "csrf_token": generate_csrf,
+        }
+
+    @app.template_filter("datetime")
+    def _format_datetime(value, fmt="medium"):
+        return format_datetime(value, fmt) if value else ""
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        headers.setdefault("Permissions-Policy", "camera=(self), geolocation=(), microphone=()")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.path.startswith("/static/") and request.args.get("v"):
+            headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        elif response.mimetype == "text/html" and "Cache-Control" not in headers:
+            # Signed-in pages are personal: no cache (the service worker included) may keep them.
+            headers["Cache-Control"] = "private, no-store" if current_user.is_authenticated else "no-cache"
+            response.vary.add("Cookie")
+        return response
+
+    def error_page(status: int, title: str, message: str):
+        if request.path.startswith("/healthz") or request.accept_mimetypes.best == "application/json":
+            return jsonify(error=title, message=message), status
+        return render("error.html", "_partials/error.html", status=status, code=status, title=title, message=message)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(_error):
+        return error_page(
+            400,
+            _("This page has expired"),
+            _("The page was open for too long or your session changed. Go back, reload the page and try again."),
+        )
+
+    @app.errorhandler(400)
+    def bad_request(_error):
+        return error_page(400, _("Bad request"), _("The request could not be understood. Please try again."))
+
+    @app.errorhandler(403)
+    def forbidden(_error):
+        return error_page(403, _("Not allowed"), _("Your account does not have access to this page."))
+
+    @app.errorhandler(404)
+    def not_found(_error):
+        return error_page(404, _("Page not found"), _("The page you are looking for does not exist or was removed."))
+
+    @app.errorhandler(405)
+    def method_not_allowed(_error):
+        return error_page(405, _("Not allowed"), _("This action is not available here."))
+
+    @app.errorhandler(413)
+    def too_large(_error):
+        return error_page(413, _("File too large"), _("The upload is too large. Please choose a smaller file."))
+
+    @app.errorhandler(429)
+    def too_many(_error):
+        return error_page(429, _("Too many attempts"), _("You are doing that too often. Please wait a minute and try again."))
+
+    @app.errorhandler(500)
+    def server_error(error):
+        db.session.rollback()
+        log.error("unhandled error on %s", request.path, exc_info=getattr(error, "original_exception", error))
+        return error_page(500, _("Something went wrong"), _("We hit a problem on our side. Please try again in a moment."))

@@ -1,0 +1,83 @@
+"""Command-line interface: `flask --app app users create|seed-demo|worker`."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from models import Community, DomainError, Partner, User, db
+from models.accounts import Role, grant_role, normalise_login
+from models.types import utcnow
+
+users_cli = AppGroup("users", help="Manage accounts.")
+
+
+@users_cli.command("create")
+@click.argument("login")
+@click.option("--password", required=True, help="The account's password.")
+@click.option("--nickname", default=None, help="Display name (defaults to the login's first part).")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=None, help="A role besides member.")
+@click.option("--community", "community_slug", default=None, help="Community slug, for organizer and moderator.")
+@click.option("--partner", "partner_name", default=None, help="Partner business, for partner staff (created if new).")
+def create_user(login, password, nickname, role, community_slug, partner_name):
+    """Create an account whose LOGIN is an e-mail address or a mainland mobile number."""
+    try:
+        kind, value = normalise_login(login)
+    except DomainError as error:
+        raise click.BadParameter(error.message, param_hint="LOGIN") from None
+    if User.login_taken(kind, value):
+        raise click.ClickException(f"an account with login {value} already exists")
+    community = partner = None
+    if role in ("organizer", "moderator"):
+        if not community_slug:
+            raise click.UsageError(f"--role {role} needs --community SLUG")
+        community = db.session.scalar(db.select(Community).where(Community.slug == community_slug))
+        if community is None:
+            raise click.BadParameter(f"no community {community_slug!r}", param_hint="--community")
+    if role == "partner":
+        if not partner_name:
+            raise click.UsageError("--role partner needs --partner NAME")
+        partner = Partner.get_or_create(partner_name)
+    user = User(
+        nickname=(nickname or value.split("@")[0])[:20],
+        consent_version=current_app.config["PRIVACY_POLICY_VERSION"],
+        consent_at=utcnow(),
+        **{kind: value},
+    )
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    if role:
+        grant_role(user, role, community=community, partner=partner)
+    db.session.commit()
+    click.echo(f"created {value}" + (f" as {role}" if role else ""))
+
+
+@click.command("seed-demo")
+def seed_demo():
+    """Fill an empty database with Chinese demo content (safe to run again)."""
+    from demo import seed
+
+    created = seed()
+    click.echo("demo data created" if created else "demo data already present")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Run what is queued, then exit.")
+def worker(burst):
+    """Run queued jobs (RQ with REDIS_URL) and schedule periodic jobs; run exactly one scheduler per site."""
+    from services.jobs import run_worker
+
+    app: Flask = current_app._get_current_object()
+    mode = app.config.get("JOBS_MODE")
+    click.echo(f"cheyou worker: jobs mode {mode}", err=True)
+    sys.stdout.flush()
+    run_worker(app, burst=burst)
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_demo)
+    app.cli.add_command(worker)

@@ -1,0 +1,149 @@
+"""Demo content for `flask --app app seed-demo`: communities, members, roles, partners.
+
+Idempotent: it looks for the demo admin first and does nothing when it exists.
+"""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from models import Community, Partner, Store, User, db, notify
+from models.accounts import grant_role
+from models.types import utcnow
+
+DEMO_PASSWORD = "cheyou2026"
+
+# (login, nickname, role, scope)
+DEMO_ACCOUNTS = [
+    ("13800000001", "小周爱开车", None, None),
+    ("organizer@cheyou.example", "老陈组局", "organizer", ["ev", "modding"]),
+    ("moderator@cheyou.example", "版主阿敏", "moderator", ["women", "newcomers"]),
+    ("partner@cheyou.example", "安心养车店长", "partner", "安心养车"),
+    ("admin@cheyou.example", "车友圈运营", "admin", None),
+]
+
+COMMUNITIES = [
+    {
+        "slug": "ev", "theme": "green", "position": 1,
+        "name": "新能源车主", "name_en": "EV Owners",
+        "tagline": "电池健康、充电桩、冬季续航", "tagline_en": "Battery health, charging, winter range",
+        "description": "二手电车怎么看电池？哪里充电便宜？冬天掉电多少？这里的车主都踩过坑，也愿意分享。",
+        "description_en": "How to check a used EV's battery, where charging is cheap, how much range winter costs: owners who learned the hard way share it here.",
+    },
+    {
+        "slug": "women", "theme": "rose", "position": 2,
+        "name": "她车社", "name_en": "Women Drivers",
+        "tagline": "安全、保养、一个人也能搞定", "tagline_en": "Safety, care, and doing it yourself",
+        "description": "女性车主的互助圈：夜间行车安全、保养不被坑、停车技巧，也有周末自驾约伴。",
+        "description_en": "A circle for women drivers: safety at night, maintenance without being overcharged, parking tips, weekend road-trip buddies.",
+    },
+    {
+        "slug": "modding", "theme": "orange", "position": 3,
+        "name": "改装部落", "name_en": "Modding Tribe",
+        "tagline": "合规改装、零件、作业分享", "tagline_en": "Legal mods, parts, build logs",
+        "description": "轮毂、避震、音响、贴膜……合规改装交流，作业分享，靠谱店铺推荐。",
+        "description_en": "Wheels, suspension, audio, wraps: legal modding, build logs and trusted shops.",
+    },
+    {
+        "slug": "newcomers", "theme": "blue", "position": 4,
+        "name": "新手车友帮", "name_en": "Newcomers' Club",
+        "tagline": "第一辆车、避坑指南、提车作业", "tagline_en": "First car, avoiding traps, pickup day",
+        "description": "买第一辆二手车？看车、验车、过户、保险，一步步带你避坑，有问必答。",
+        "description_en": "Buying your first used car? Viewing, inspection, transfer and insurance, step by step, with every question answered.",
+    },
+]
+
+NICKNAMES = [
+    "深圳小电驴", "杭州老司机", "成都火锅车主", "北京胡同飞驰", "上海梧桐下", "广州早茶党", "武汉热干面",
+    "西安肉夹馍", "南京鸭血粉丝", "重庆山城车神", "苏州园林慢行", "长沙夜猫子", "青岛啤酒自驾", "厦门海风",
+    "昆明春城", "天津相声迷", "郑州胡辣汤", "合肥科学岛", "济南泉水", "福州茉莉", "宁波港口", "无锡太湖",
+    "佛山功夫", "东莞打工人", "大连海鲜", "沈阳大帅", "哈尔滨冰城", "贵阳爽爽", "南宁老友", "海口椰风",
+    "兰州拉面", "太原面食", "石家庄正定", "南昌瓦罐", "呼和浩特草原", "乌鲁木齐烤串", "拉萨阳光", "银川塞上",
+    "西宁高原", "珠海情侣路",
+]
+
+PARTNERS = [
+    ("安心养车", "maintenance", [("徐汇店", "上海", "上海市徐汇区漕溪北路 88 号"), ("浦东店", "上海", "上海市浦东新区张杨路 500 号")]),
+    ("闪亮洗车", "wash", [("南山店", "深圳", "深圳市南山区科技园南路 12 号")]),
+    ("安检通检测站", "inspection", [("朝阳站", "北京", "北京市朝阳区东四环中路 39 号")]),
+]
+
+
+def ensure_communities() -> dict[str, Community]:
+    """Create the four verticals when missing; leave admins' edits alone."""
+    existing = {c.slug: c for c in db.session.scalars(select(Community))}
+    for data in COMMUNITIES:
+        if data["slug"] not in existing:
+            community = Community(**data)
+            db.session.add(community)
+            existing[data["slug"]] = community
+    db.session.flush()
+    return existing
+
+
+def seed() -> bool:
+    """Create the demo content; returns False when it is already there."""
+    if User.find_by_login(DEMO_ACCOUNTS[-1][0]) is not None:
+        return False
+    rng = random.Random(2026)
+    communities = ensure_communities()
+    partners = {}
+    for name, kind, stores in PARTNERS:
+        partner = Partner.get_or_create(name)
+        partner.kind = kind
+        for store_name, city, address in stores:
+            if not any(s.name == store_name for s in partner.stores):
+                partner.stores.append(Store(name=store_name, city=city, address=address))
+        partners[name] = partner
+    db.session.flush()
+
+    version = current_app.config["PRIVACY_POLICY_VERSION"]
+    now = utcnow()
+    password_user = User(nickname="tmp", email="tmp@invalid", consent_version=version)
+    password_user.set_password(DEMO_PASSWORD)
+    password_hash = password_user.password_hash  # one slow hash for every demo account
+
+    def make_user(login, nickname, days_ago):
+        kind = "email" if "@" in login else "phone"
+        user = User(
+            nickname=nickname,
+            password_hash=password_hash,
+            consent_version=version,
+            consent_at=now - timedelta(days=days_ago),
+            created_at=now - timedelta(days=days_ago),
+            phone_verified_at=(now - timedelta(days=days_ago)) if kind == "phone" else None,
+            **{kind: login},
+        )
+        db.session.add(user)
+        return user
+
+    staff = []
+    for login, nickname, role, scope in DEMO_ACCOUNTS:
+        user = make_user(login, nickname, days_ago=rng.randint(30, 200))
+        db.session.flush()
+        if role in ("organizer", "moderator"):
+            for slug in scope:
+                grant_role(user, role, community=communities[slug])
+        elif role == "partner":
+            grant_role(user, role, partner=partners[scope])
+        elif role == "admin":
+            grant_role(user, role)
+        staff.append(user)
+
+    members = []
+    for i, nickname in enumerate(NICKNAMES):
+        user = make_user(f"139{i + 10:08d}", nickname, days_ago=rng.randint(1, 360))
+        members.append(user)
+    db.session.flush()
+
+    slugs = list(communities)
+    for user in staff + members:
+        for slug in rng.sample(slugs, rng.randint(1, 3)):
+            communities[slug].join(user)
+    for user in staff:
+        notify(user, "welcome", {"nickname": user.nickname}, link="/communities", dedupe_key="welcome")
+    db.session.commit()
+    return True

@@ -1,0 +1,48 @@
+"""Database handle and every model, so Alembic and the app see one metadata."""
+from __future__ import annotations
+
+import contextvars
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+
+# True while the current unit of work intends to write: SQLite then opens its
+# transactions with BEGIN IMMEDIATE (see models/sqlite_tuning.py).
+db.write_intent = contextvars.ContextVar("write_intent", default=True)
+
+
+def N_(message: str) -> str:
+    """Mark a msgid for extraction; it is translated later, when shown in the reader's language."""
+    return message
+
+
+class DomainError(Exception):
+    """A rule of the domain refused an operation; `message` is shown to the member."""
+
+    def __init__(self, message: str, **params):
+        super().__init__(message)
+        self.message = message
+        self.params = params
+
+
+from models.accounts import RoleGrant, SmsCode, User  # noqa: E402,F401
+from models.audit import AuditEntry, audit  # noqa: E402,F401
+from models.communities import Community, Membership  # noqa: E402,F401
+from models.notifications import Notification, notify  # noqa: E402,F401
+from models.partners import Partner, Store  # noqa: E402,F401

@@ -1,0 +1,315 @@
+"""Accounts, role grants and SMS verification codes."""
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, func, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from models import N_, DomainError, db
+from models.types import UTCDateTime, utcnow
+
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalise_login(value: str) -> tuple[str, str]:
+    """Return ('phone'|'email', canonical value) or raise DomainError."""
+    value = (value or "").strip()
+    digits = re.sub(r"[\s-]", "", value)
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    if digits.isdigit():
+        if not PHONE_RE.match(digits):
+            raise DomainError("Enter a valid mainland mobile number (11 digits, starting with 1).")
+        return "phone", digits
+    if EMAIL_RE.match(value) and len(value) <= 254:
+        return "email", value.lower()
+    raise DomainError("Enter an e-mail address or a mainland mobile number.")
+
+
+def mask_phone(phone: str | None) -> str:
+    """138****5678: how a number appears outside its owner's own pages."""
+    if not phone:
+        return ""
+    return phone[:3] + "****" + phone[-4:]
+
+
+class Role(str, enum.Enum):
+    organizer = "organizer"
+    moderator = "moderator"
+    partner = "partner"
+    admin = "admin"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="has_login"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(11), unique=True)
+    phone_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    nickname: Mapped[str] = mapped_column(String(40), nullable=False)
+    locale: Mapped[str | None] = mapped_column(String(10))
+    # Part of the login cookie: rotating it ends every other session.
+    session_token: Mapped[str] = mapped_column(String(32), nullable=False, default=lambda: secrets.token_hex(16))
+    consent_version: Mapped[str] = mapped_column(String(20), nullable=False)
+    consent_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    marketing_opt_in: Mapped[bool] = mapped_column(nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+    grants: Mapped[list[RoleGrant]] = relationship(
+        back_populates="user", foreign_keys="RoleGrant.user_id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    # -- identity -------------------------------------------------------
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
+
+    @classmethod
+    def from_session_id(cls, value: str) -> User | None:
+        user_id, _, token = (value or "").partition(":")
+        if not user_id.isdigit() or not token:
+            return None
+        user = db.session.get(cls, int(user_id))
+        if user is None or not hmac.compare_digest(user.session_token, token):
+            return None
+        return user
+
+    @classmethod
+    def find_by_login(cls, login: str) -> User | None:
+        try:
+            kind, value = normalise_login(login)
+        except DomainError:
+            return None
+        column = cls.phone if kind == "phone" else cls.email
+        return db.session.scalar(select(cls).where(column == value))
+
+    @classmethod
+    def login_taken(cls, kind: str, value: str) -> bool:
+        column = cls.phone if kind == "phone" else cls.email
+        return db.session.scalar(select(func.count()).select_from(cls).where(column == value)) > 0
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def change_password(self, password: str) -> None:
+        """Set a new password and end every other session (their cookies carry the old token)."""
+        self.set_password(password)
+        self.session_token = secrets.token_hex(16)
+
+    @property
+    def login_label(self) -> str:
+        return self.email or mask_phone(self.phone)
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+    @property
+    def phone_verified(self) -> bool:
+        return self.phone_verified_at is not None
+
+    # -- roles ------------------------------------------------------------
+    @property
+    def is_admin(self) -> bool:
+        return any(g.role == Role.admin.value for g in self.grants)
+
+    def has_role(self, role: str, community=None, partner=None) -> bool:
+        """True if the account holds ROLE (for that community or partner when given); admins hold all."""
+        if self.is_admin:
+            return True
+        for g in self.grants:
+            if g.role != role:
+                continue
+            if community is not None and g.community_id != _id(community):
+                continue
+            if partner is not None and g.partner_id != _id(partner):
+                continue
+            return True
+        return False
+
+    def communities_where(self, role: str) -> list[int]:
+        return [g.community_id for g in self.grants if g.role == role and g.community_id]
+
+    def partner_ids(self) -> list[int]:
+        return [g.partner_id for g in self.grants if g.role == Role.partner.value and g.partner_id]
+
+    def grant(self, role: str, community=None, partner=None, by=None) -> RoleGrant:
+        """Give this account a role (idempotent); scoped roles need their community or partner."""
+        role = Role(role).value
+        if role in ("organizer", "moderator") and community is None:
+            raise DomainError("This role needs a community.")
+        if role == "partner" and partner is None:
+            raise DomainError("This role needs a partner business.")
+        scope = RoleGrant.scope_for(role, community, partner)
+        for g in self.grants:
+            if g.role == role and g.scope == scope:
+                return g
+        grant = RoleGrant(
+            role=role,
+            scope=scope,
+            community_id=_id(community) if role in ("organizer", "moderator") else None,
+            partner_id=_id(partner) if role == "partner" else None,
+            granted_by_id=_id(by) if by is not None else None,
+        )
+        self.grants.append(grant)
+        db.session.flush()
+        return grant
+
+
+def _id(obj):
+    return obj if isinstance(obj, int) or obj is None else obj.id
+
+
+class RoleGrant(db.Model):
+    """A role held by an account: organizer/moderator per community, partner staff per partner, admin site-wide."""
+
+    __tablename__ = "role_grants"
+    __table_args__ = (
+        UniqueConstraint("user_id", "role", "scope"),
+        CheckConstraint("role IN ('organizer','moderator','partner','admin')", name="known_role"),
+        CheckConstraint(
+            "(role IN ('organizer','moderator') AND community_id IS NOT NULL AND partner_id IS NULL)"
+            " OR (role = 'partner' AND partner_id IS NOT NULL AND community_id IS NULL)"
+            " OR (role = 'admin' AND community_id IS NULL AND partner_id IS NULL)",
+            name="scope_matches_role",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    scope: Mapped[str] = mapped_column(String(30), nullable=False)
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="grants", foreign_keys=[user_id])
+    community = relationship("Community", lazy="joined")
+    partner = relationship("Partner", lazy="joined")
+
+    @staticmethod
+    def scope_for(role: str, community=None, partner=None) -> str:
+        if role in ("organizer", "moderator"):
+            return f"community:{_id(community)}"
+        if role == "partner":
+            return f"partner:{_id(partner)}"
+        return "site"
+
+
+class SmsCode(db.Model):
+    """A one-time code sent to a mobile number; stored hashed, short-lived, few attempts."""
+
+    __tablename__ = "sms_codes"
+
+    TTL = timedelta(minutes=5)
+    RESEND_AFTER = timedelta(seconds=60)
+    MAX_ATTEMPTS = 5
+    MAX_PER_DAY = 10
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(11), nullable=False, index=True)
+    purpose: Mapped[str] = mapped_column(String(20), nullable=False)
+    code_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    attempts: Mapped[int] = mapped_column(nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @staticmethod
+    def _hash(phone: str, code: str) -> str:
+        return hashlib.sha256(f"{phone}:{code}".encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, phone: str, purpose: str = "verify", now: datetime | None = None) -> str:
+        """Create a code for PHONE and return it in clear (for the SMS); refuses resends that come too fast."""
+        now = now or utcnow()
+        last = db.session.scalar(
+            select(cls).where(cls.phone == phone).order_by(cls.created_at.desc()).limit(1)
+        )
+        if last is not None and now - last.created_at < cls.RESEND_AFTER:
+            wait = int((cls.RESEND_AFTER - (now - last.created_at)).total_seconds()) + 1
+            raise DomainError("Please wait %(seconds)s seconds before asking for another code.", seconds=wait)
+        sent_today = db.session.scalar(
+            select(func.count()).select_from(cls).where(cls.phone == phone, cls.created_at > now - timedelta(days=1))
+        )
+        if sent_today >= cls.MAX_PER_DAY:
+            raise DomainError("Too many codes were sent to this number today. Try again tomorrow.")
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        db.session.add(cls(phone=phone, purpose=purpose, code_hash=cls._hash(phone, code), expires_at=now + cls.TTL))
+        db.session.flush()
+        return code
+
+    @classmethod
+    def check(cls, phone: str, code: str, purpose: str = "verify", now: datetime | None = None) -> None:
+        """Consume the latest live code for PHONE if CODE matches, else raise DomainError."""
+        now = now or utcnow()
+        latest = db.session.scalar(
+            select(cls)
+            .where(cls.phone == phone, cls.purpose == purpose, cls.consumed_at.is_(None))
+            .order_by(cls.created_at.desc())
+            .limit(1)
+            .with_for_update()
+        )
+        if latest is None or latest.expires_at <= now:
+            raise DomainError("The code has expired. Ask for a new one.")
+        if latest.attempts >= cls.MAX_ATTEMPTS:
+            raise DomainError("Too many wrong attempts. Ask for a new code.")
+        latest.attempts += 1
+        if not hmac.compare_digest(latest.code_hash, cls._hash(phone, (code or "").strip())):
+            db.session.flush()
+            raise DomainError("The code is wrong. Check the SMS and try again.")
+        latest.consumed_at = now
+        db.session.flush()
+
+
+ROLE_LABELS = {"organizer": N_("Organizer"), "moderator": N_("Moderator"), "partner": N_("Partner staff"), "admin": N_("Administrator")}
+
+
+def _scope_params(grant: RoleGrant) -> dict:
+    if grant.community is not None:
+        return {"scope": f" · {grant.community.name}"}
+    if grant.partner is not None:
+        return {"scope": f" · {grant.partner.name}"}
+    return {"scope": ""}
+
+
+def grant_role(user: User, role: str, community=None, partner=None, by=None) -> RoleGrant:
+    """Grant a role, audited, and tell the member (a repeat grant changes nothing)."""
+    from models.audit import audit
+    from models.notifications import notify
+
+    existing = {g.id for g in user.grants}
+    grant = user.grant(role, community=community, partner=partner, by=by)
+    if grant.id not in existing:
+        db.session.refresh(grant)
+        audit(by, "role.grant", user, before=None, after={"role": role, "scope": grant.scope})
+        notify(user, "role_granted", {"role": {"msgid": ROLE_LABELS[role]}, **_scope_params(grant)})
+    return grant
+
+
+def revoke_role(grant: RoleGrant, by=None) -> None:
+    """Withdraw a role, audited, and tell the member."""
+    from models.audit import audit
+    from models.notifications import notify
+
+    user = grant.user
+    params = {"role": {"msgid": ROLE_LABELS[grant.role]}, **_scope_params(grant)}
+    audit(by, "role.revoke", user, before={"role": grant.role, "scope": grant.scope}, after=None)
+    user.grants.remove(grant)
+    db.session.flush()
+    notify(user, "role_revoked", params)

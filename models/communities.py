@@ -1,0 +1,140 @@
+"""Vertical sub-communities and who belongs to them."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import get_locale
+from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models import db
+from models.types import UTCDateTime, utcnow
+
+
+class Community(db.Model):
+    __tablename__ = "communities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(30), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(40), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(60), nullable=False, default="")
+    tagline: Mapped[str] = mapped_column(String(120), nullable=False, default="")
+    tagline_en: Mapped[str] = mapped_column(String(160), nullable=False, default="")
+    description: Mapped[str] = mapped_column(String(1000), nullable=False, default="")
+    description_en: Mapped[str] = mapped_column(String(1500), nullable=False, default="")
+    # Colours live in CSS (theme-<name>), never inline: the CSP forbids inline styles.
+    theme: Mapped[str] = mapped_column(String(20), nullable=False, default="blue")
+    position: Mapped[int] = mapped_column(nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+    THEMES = ("green", "rose", "orange", "blue", "purple", "teal")
+
+    def _localised(self, zh: str, en: str) -> str:
+        return en if en and str(get_locale() or "zh_CN").startswith("en") else zh
+
+    @property
+    def display_name(self) -> str:
+        return self._localised(self.name, self.name_en)
+
+    @property
+    def display_tagline(self) -> str:
+        return self._localised(self.tagline, self.tagline_en)
+
+    @property
+    def display_description(self) -> str:
+        return self._localised(self.description, self.description_en)
+
+    @property
+    def cover_path(self) -> str:
+        return f"img/communities/{self.slug}.svg"
+
+    @classmethod
+    def all_ordered(cls) -> list[Community]:
+        return list(db.session.scalars(select(cls).order_by(cls.position, cls.id)))
+
+    @classmethod
+    def get_by_slug_or_404(cls, slug: str) -> Community:
+        return db.first_or_404(select(cls).where(cls.slug == slug))
+
+    @staticmethod
+    def member_counts(ids) -> dict[int, int]:
+        """Member count per community id, in one query."""
+        rows = db.session.execute(
+            select(Membership.community_id, func.count())
+            .where(Membership.community_id.in_(list(ids)))
+            .group_by(Membership.community_id)
+        )
+        return dict(rows.all())
+
+    def member_count(self) -> int:
+        return self.member_counts([self.id]).get(self.id, 0)
+
+    def recent_members(self, limit: int = 8):
+        from models.accounts import User
+
+        return list(
+            db.session.scalars(
+                select(User)
+                .join(Membership, Membership.user_id == User.id)
+                .where(Membership.community_id == self.id)
+                .order_by(Membership.joined_at.desc())
+                .limit(limit)
+            )
+        )
+
+    def staff(self) -> dict[str, list]:
+        """Organizers and moderators of this community, by role."""
+        from models.accounts import RoleGrant, User
+
+        rows = db.session.execute(
+            select(RoleGrant.role, User)
+            .join(User, User.id == RoleGrant.user_id)
+            .where(RoleGrant.community_id == self.id)
+            .order_by(RoleGrant.id)
+        )
+        staff: dict[str, list] = {"organizer": [], "moderator": []}
+        for role, user in rows:
+            staff[role].append(user)
+        return staff
+
+    def join(self, user) -> bool:
+        """Add USER to this community; returns False if already a member (a repeat is harmless)."""
+        if self.has_member(user):
+            return False
+        try:
+            with db.session.begin_nested():
+                db.session.add(Membership(user_id=user.id, community_id=self.id))
+        except IntegrityError:
+            return False
+        return True
+
+    def leave(self, user) -> bool:
+        result = db.session.execute(
+            delete(Membership).where(Membership.user_id == user.id, Membership.community_id == self.id)
+        )
+        return result.rowcount > 0
+
+    def has_member(self, user) -> bool:
+        if user is None or not getattr(user, "is_authenticated", False):
+            return False
+        return user.id in member_community_ids(user)
+
+
+def member_community_ids(user) -> set[int]:
+    """Ids of the communities USER belongs to, in one query."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return set()
+    return set(db.session.scalars(select(Membership.community_id).where(Membership.user_id == user.id)))
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "community_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)

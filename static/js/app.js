@@ -1,0 +1,51 @@
+/* Cheyou front-end behaviour: small, no inline scripts (the CSP forbids them). */
+(function () {
+  "use strict";
+
+  // Register the service worker (scope "/") once the page has loaded.
+  if ("serviceWorker" in navigator && document.body.dataset.sw) {
+    window.addEventListener("load", function () {
+      navigator.serviceWorker.register(document.body.dataset.sw, { scope: "/" }).catch(function () {});
+    });
+  }
+
+  function toast(message) {
+    var el = document.getElementById("toast");
+    if (!el) return;
+    el.textContent = message;
+    el.hidden = false;
+    clearTimeout(el._timer);
+    el._timer = setTimeout(function () { el.hidden = true; }, 4000);
+  }
+
+  var lang = document.documentElement.lang || "zh-CN";
+  var zh = lang.indexOf("zh") === 0;
+  var messages = {
+    network: zh ? "网络不可用，请稍后重试。" : "No network. Please try again.",
+    error: zh ? "出错了，请稍后重试。" : "Something went wrong. Please try again.",
+    tooMany: zh ? "操作太频繁，请稍等一分钟。" : "Too many attempts. Please wait a minute.",
+    expired: zh ? "页面已过期，请刷新后重试。" : "This page has expired. Reload and try again."
+  };
+
+  document.addEventListener("htmx:sendError", function () { toast(messages.network); });
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr.status;
+    if (status === 401) return; // HX-Redirect to the login page follows
+    toast(status === 429 ? messages.tooMany : status === 400 ? messages.expired : messages.error);
+  });
+
+  // Keep the unread badges in step after marking notifications read.
+  document.addEventListener("notifications-changed", function () {
+    fetch("/me/unread-badge", { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) return;
+        document.querySelectorAll(".badge[data-unread]").forEach(function (el) { el.remove(); });
+        if (html.trim()) {
+          document.querySelectorAll('a[href="/me/notifications"], .tabbar a[href="/me"]').forEach(function (a) {
+            a.insertAdjacentHTML("beforeend", html);
+          });
+        }
+      });
+  });
+})();

@@ -1,0 +1,149 @@
+"""Fixtures: one app and one migrated database per run, emptied after each test.
+
+`make test` runs on a SQLite file; with TEST_DATABASE_URL set, on that database instead
+(PostgreSQL in CI). The schema always comes from the migrations.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from flask_login import FlaskLoginClient
+from sqlalchemy import text
+
+from app import create_app
+from models import db
+
+from tests.factories import Factories
+
+
+class Client(FlaskLoginClient):
+    """Each request runs in its own app context, as in production: its own `g`, its own
+    session. (Otherwise requests would share the test's context and Flask-Login's cached user.)"""
+
+    def open(self, *args, **kwargs):
+        # The test's own session ends its transaction first, like a separate actor would:
+        # its writes become visible, and it holds no SQLite snapshot or lock meanwhile.
+        db.session.commit()
+        try:
+            with self.application.app_context():
+                return super().open(*args, **kwargs)
+        finally:
+            db.write_intent.set(False)
+            db.session.expire_all()
+
+
+def _database_url(tmp: Path) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    return url or f"sqlite:///{tmp / 'test.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def app():
+    tmp = Path(tempfile.mkdtemp(prefix="cheyou-test-"))
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret-key",
+            "SQLALCHEMY_DATABASE_URI": _database_url(tmp),
+            "JOBS_MODE": "eager",
+            "RATELIMIT_ENABLED": True,  # storage is set up; the limiter itself is off below
+            "WTF_CSRF_ENABLED": False,
+            "SERVER_NAME": None,
+        },
+        instance_path=str(tmp / "instance"),
+    )
+    app.test_client_class = Client
+    from app import limiter
+
+    limiter.enabled = False  # tests that check limits turn it on (limiter_on)
+    with app.app_context():
+        _reset_schema()
+        from flask_migrate import upgrade
+
+        upgrade()
+    yield app
+
+
+def _reset_schema():
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+
+
+def _empty_tables():
+    tables = [t for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+
+
+@pytest.fixture(autouse=True)
+def _clean_db(app):
+    """Each test starts with empty tables and a fresh session."""
+    ctx = app.app_context()
+    ctx.push()
+    db.write_intent.set(False)  # the test's own reads must not take SQLite's write lock
+    app.extensions["sms"].sent.clear() if "sms" in app.extensions else None
+    runner = app.extensions["jobs"]
+    runner.scheduled.clear()
+    runner.failures.clear()
+    yield
+    db.session.remove()
+    _empty_tables()
+    ctx.pop()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def factories(app):
+    return Factories(app)
+
+
+@pytest.fixture
+def communities(factories):
+    return factories.communities()
+
+
+@pytest.fixture
+def login_as(app):
+    """A test client signed in as USER (through Flask-Login's test client)."""
+
+    def make(user):
+        return app.test_client(user=user)
+
+    return make
+
+
+@pytest.fixture
+def csrf_on(app):
+    app.config["WTF_CSRF_ENABLED"] = True
+    yield
+    app.config["WTF_CSRF_ENABLED"] = False
+
+
+@pytest.fixture
+def limiter_on(app):
+    from app import limiter
+
+    limiter.enabled = True
+    limiter.reset()
+    yield limiter
+    limiter.reset()
+    limiter.enabled = False

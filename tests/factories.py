@@ -1,0 +1,58 @@
+"""Factories returning real rows with sensible defaults. One precomputed password hash
+keeps the suite fast; only the password tests pay for the slow hash."""
+from __future__ import annotations
+
+import itertools
+
+from werkzeug.security import generate_password_hash
+
+from models import Community, Partner, Store, User, db
+from models.accounts import grant_role
+from models.types import utcnow
+
+PASSWORD = "Passw0rd-demo"
+_HASH = generate_password_hash(PASSWORD)
+_seq = itertools.count(1)
+
+
+class Factories:
+    def __init__(self, app):
+        self.app = app
+
+    def communities(self) -> dict[str, Community]:
+        from demo import ensure_communities
+
+        result = ensure_communities()
+        db.session.commit()
+        return result
+
+    def user(self, login: str | None = None, nickname: str | None = None, role: str | None = None,
+             community: Community | None = None, partner: Partner | None = None, verified: bool = False, **kw) -> User:
+        n = next(_seq)
+        login = login or f"member{n}@example.com"
+        kind = "email" if "@" in login else "phone"
+        user = User(
+            nickname=nickname or f"车友{n}",
+            password_hash=_HASH,
+            consent_version=self.app.config["PRIVACY_POLICY_VERSION"],
+            phone_verified_at=utcnow() if verified and kind == "phone" else None,
+            **{kind: login},
+            **kw,
+        )
+        db.session.add(user)
+        db.session.flush()
+        if role:
+            if role in ("organizer", "moderator") and community is None:
+                community = self.communities()["ev"]
+            if role == "partner" and partner is None:
+                partner = self.partner()
+            grant_role(user, role, community=community, partner=partner)
+        db.session.commit()
+        return user
+
+    def partner(self, name: str | None = None, stores: int = 1) -> Partner:
+        partner = Partner.get_or_create(name or f"合作门店{next(_seq)}")
+        for i in range(stores):
+            partner.stores.append(Store(name=f"{i + 1}号店", city="上海", address="上海市某路 1 号"))
+        db.session.commit()
+        return partner
