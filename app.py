@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flask import Flask, g, request
 from flask_babel import Babel
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -20,6 +21,7 @@ from models import db
 BASE_DIR = Path(__file__).resolve().parent
 
 babel = Babel()
+compress = Compress()
 csrf = CSRFProtect()
 htmx = Htmx()
 login_manager = LoginManager()
@@ -80,6 +82,13 @@ class Config:
         self.BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "translations")
         self.PRIVACY_POLICY_VERSION = "2026-11"
         self.MAX_CONTENT_LENGTH = 100 * 1024 * 1024
+        # Phones on weak networks: brotli or gzip for text, never for already-compressed images.
+        self.COMPRESS_ALGORITHM = ["br", "gzip"]
+        self.COMPRESS_ALGORITHM_STREAMING = ["br"]
+        self.COMPRESS_MIMETYPES = [
+            "text/html", "text/css", "text/javascript", "application/javascript", "application/json",
+            "application/manifest+json", "image/svg+xml", "text/csv", "text/calendar",
+        ]
 
 
 def _normalise_db_url(url: str) -> str:
@@ -102,6 +111,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True)
+    compress.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)

@@ -115,6 +115,17 @@ def init_web(app: Flask) -> None:
         return format_datetime(value, fmt) if value else ""
 
     @app.after_request
+    def buffer_static_files(response):
+        # Static files are small; read them into the response so Flask-Compress compresses
+        # them whole (its streaming path leaves the file open) and phones download less.
+        if request.endpoint == "static" and response.status_code == 200 and response.is_streamed:
+            response.direct_passthrough = False
+            body = b"".join(response.response)
+            response.response.close()
+            response.set_data(body)
+        return response
+
+    @app.after_request
     def security_headers(response):
         headers = response.headers
         headers.setdefault("Content-Security-Policy", CSP)

@@ -68,7 +68,7 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 
     grants: Mapped[list[RoleGrant]] = relationship(
-        back_populates="user", foreign_keys="RoleGrant.user_id", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="user", foreign_keys="RoleGrant.user_id", cascade="all, delete-orphan"
     )
 
     # -- identity -------------------------------------------------------

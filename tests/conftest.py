@@ -65,6 +65,9 @@ def app():
 
         upgrade()
     yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 def _reset_schema():
@@ -147,3 +150,26 @@ def limiter_on(app):
     yield limiter
     limiter.reset()
     limiter.enabled = False
+
+
+@pytest.fixture
+def count_queries(app):
+    """Count the SQL statements run inside a `with count_queries() as counter:` block."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    @contextmanager
+    def counting():
+        counter = {"n": 0}
+
+        def before(*_args):
+            counter["n"] += 1
+
+        event.listen(db.engine, "before_cursor_execute", before)
+        try:
+            yield counter
+        finally:
+            event.remove(db.engine, "before_cursor_execute", before)
+
+    return counting

@@ -90,3 +90,10 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(app):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+
+
+def test_text_is_sent_compressed_to_phones(client):
+    raw = client.get("/static/vendor/htmx.min.js")
+    compressed = client.get("/static/vendor/htmx.min.js", headers={"Accept-Encoding": "br, gzip"})
+    assert compressed.headers["Content-Encoding"] == "br"
+    assert len(compressed.get_data()) < len(raw.get_data()) / 2

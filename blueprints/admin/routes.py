@@ -5,6 +5,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
+from wtforms import SelectChoice
 
 from app import csrf
 from blueprints.access import role_required
@@ -37,7 +38,7 @@ def index():
 
 def _grant_form() -> GrantForm:
     form = GrantForm()
-    form.community.choices = [(0, "—")] + [(c.id, c.display_name) for c in Community.all_ordered()]
+    form.community.choices = [SelectChoice(0, "—")] + [SelectChoice(c.id, c.display_name) for c in Community.all_ordered()]
     return form
 
 

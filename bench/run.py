@@ -1,0 +1,92 @@
+"""Page benchmarks: time per page as a ratio to /healthz measured in the same run, SQL
+queries per page, and the bytes a phone downloads (brotli, as served).
+
+    make bench            # or: .venv/bin/python bench/run.py [--rounds N]
+
+Runs in-process against a fresh SQLite database filled by seed-demo, so the numbers compare
+pages with each other and with the baseline, not machines with machines.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import event  # noqa: E402
+
+from app import create_app  # noqa: E402
+from models import db  # noqa: E402
+
+PAGES = ["/", "/communities", "/c/ev", "/me", "/me/notifications", "/admin", "/auth/login"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="cheyou-bench-"))
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'bench.sqlite3'}", "JOBS_MODE": "eager",
+         "RATELIMIT_ENABLED": False, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False},
+        instance_path=str(tmp),
+    )
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        from demo import DEMO_ACCOUNTS, DEMO_PASSWORD, seed
+
+        seed()
+        admin_login = DEMO_ACCOUNTS[-1][0]
+
+    queries = {"n": 0}
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", lambda *a: queries.__setitem__("n", queries["n"] + 1))
+
+    client = app.test_client()
+    client.post("/auth/login", data={"login": admin_login, "password": DEMO_PASSWORD})
+    headers = {"Accept-Encoding": "br"}
+
+    def measure(path: str) -> tuple[float, int, int, int, bytes]:
+        times = []
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            response = client.get(path, headers=headers)
+            times.append(time.perf_counter() - start)
+        queries["n"] = 0
+        response = client.get(path, headers=headers)
+        n_queries = queries["n"]
+        raw = client.get(path).get_data()
+        return statistics.median(times), n_queries, len(raw), len(response.get_data()), raw
+
+    base_time, *_ = measure("/healthz")
+    print(f"baseline /healthz median: {base_time * 1000:.2f} ms over {args.rounds} rounds (signed in as admin)\n")
+    print("| page | time ÷ /healthz | SQL queries | HTML bytes | sent (br) |")
+    print("|---|---:|---:|---:|---:|")
+    home_raw = b""
+    for path in PAGES:
+        median, n_queries, raw_len, sent_len, raw = measure(path)
+        if path == "/":
+            home_raw = raw
+        print(f"| `{path}` | {median / base_time:.1f}× | {n_queries} | {raw_len:,} | {sent_len:,} |")
+
+    # Everything a first visit to the home page downloads, as a phone on a weak network sees it.
+    assets = re.findall(rb'(?:src|href)="(/static/[^"]+)"', home_raw)
+    total_raw = len(home_raw)
+    total_sent = len(client.get("/", headers=headers).get_data())
+    for url in sorted(set(a.decode() for a in assets)):
+        response = client.get(url, headers=headers)
+        total_sent += len(response.get_data())
+        total_raw += len(client.get(url).get_data())
+    print(f"\nfirst visit to `/`: {len(set(assets))} static files; {total_raw:,} bytes raw, {total_sent:,} bytes sent (br)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Communities: pages, join and leave in place, the home page."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from models import Membership, db
+
+
+def test_community_page_shows_its_description_and_staff(client, factories, communities):
+    factories.user(role="organizer", community=communities["ev"], nickname="老陈组局")
+    body = client.get("/c/ev").get_data(as_text=True)
+    assert "新能源车主" in body and "电池" in body
+    assert "老陈组局" in body
+    assert "theme-green" in body
+
+
+def test_unknown_community_is_a_friendly_404(client, communities):
+    response = client.get("/c/nope")
+    assert response.status_code == 404
+    assert "页面不存在" in response.get_data(as_text=True)
+
+
+def test_join_with_htmx_returns_only_the_button(login_as, factories, communities):
+    member = factories.user()
+    client = login_as(member)
+    response = client.post("/c/women/join", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert body.lstrip().startswith('<div class="join" id="join-women">')
+    assert "<html" not in body
+    assert "已加入" in body and "1 位" in body
+    assert "HX-Request" in response.headers["Vary"]
+    assert db.session.scalar(select(func.count()).select_from(Membership)) == 1
+
+    again = client.post("/c/women/join", headers={"HX-Request": "true"})
+    assert again.status_code == 200, "joining twice is harmless"
+    assert db.session.scalar(select(func.count()).select_from(Membership)) == 1
+
+    left = client.post("/c/women/leave", headers={"HX-Request": "true"})
+    assert "加入" in left.get_data(as_text=True) and "0 位" in left.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Membership)) == 0
+
+
+def test_join_without_javascript_redirects_back(login_as, factories, communities):
+    client = login_as(factories.user())
+    response = client.post("/c/ev/join", headers={"Referer": "http://localhost/communities"})
+    assert response.status_code == 302 and response.headers["Location"] == "http://localhost/communities"
+    response = client.post("/c/ev/leave", headers={"Referer": "http://evil.example/"})
+    assert response.headers["Location"] == "/c/ev"
+
+
+def test_home_shows_the_members_communities_first(login_as, factories, communities):
+    member = factories.user(nickname="小周")
+    communities["modding"].join(member)
+    db.session.commit()
+    body = login_as(member).get("/").get_data(as_text=True)
+    mine, _, discover = body.partition("发现")
+    assert "改装部落" in mine and "新能源车主" not in mine
+    assert "新能源车主" in discover
+
+
+def test_visitors_see_every_community(client, communities):
+    body = client.get("/").get_data(as_text=True)
+    for name in ("新能源车主", "她车社", "改装部落", "新手车友帮"):
+        assert name in body
+
+
+def test_community_pages_run_a_constant_number_of_queries(login_as, factories, communities, count_queries):
+    viewer = factories.user(role="organizer", community=communities["ev"])
+    client = login_as(viewer)
+
+    def queries_for(path):
+        with count_queries() as counter:
+            assert client.get(path).status_code == 200
+        return counter["n"]
+
+    few = {p: queries_for(p) for p in ("/", "/communities", "/c/ev")}
+    for i in range(30):
+        member = factories.user(role="moderator" if i % 10 == 0 else None, community=communities["ev"])
+        communities["ev"].join(member)
+        communities["women"].join(member)
+    db.session.commit()
+    many = {p: queries_for(p) for p in ("/", "/communities", "/c/ev")}
+    assert many == few

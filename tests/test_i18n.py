@@ -1,0 +1,42 @@
+"""Chinese first, English selectable and remembered."""
+from __future__ import annotations
+
+from models import User, db
+
+
+def test_chinese_is_the_default(client, communities):
+    body = client.get("/").get_data(as_text=True)
+    assert '<html lang="zh-CN">' in body
+    assert "社区" in body and "登录" in body
+
+
+def test_english_is_selectable_and_remembered_in_a_cookie(client, communities):
+    response = client.post("/lang", data={"lang": "en", "next": "/communities"})
+    assert response.status_code == 302 and response.headers["Location"] == "/communities"
+    body = client.get("/communities").get_data(as_text=True)
+    assert '<html lang="en">' in body
+    assert "EV Owners" in body and "Log in" in body
+
+
+def test_a_members_choice_is_saved_on_the_account(login_as, factories, communities):
+    member = factories.user()
+    client = login_as(member)
+    client.post("/lang", data={"lang": "en"})
+    assert db.session.get(User, member.id).locale == "en"
+    other_device = login_as(member)
+    assert '<html lang="en">' in other_device.get("/me").get_data(as_text=True)
+
+
+def test_unknown_language_and_foreign_next_are_ignored(client, communities):
+    response = client.post("/lang", data={"lang": "xx", "next": "https://evil.example/"})
+    assert response.headers["Location"] == "/"
+    assert '<html lang="zh-CN">' in client.get("/").get_data(as_text=True)
+
+
+def test_times_are_shown_in_shanghai_time(app):
+    from datetime import datetime, timezone
+
+    from flask_babel import format_datetime
+
+    with app.test_request_context("/"):
+        assert "20:00" in format_datetime(datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc), "HH:mm")

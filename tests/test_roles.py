@@ -1,0 +1,201 @@
+"""Roles as data, checked in one place: every route × every role, plus the CLI and admin grants."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from models import AuditEntry, Notification, Partner, User, db
+from models.accounts import RoleGrant
+
+ROLES = ["visitor", "member", "organizer", "moderator", "partner", "admin"]
+ALL = set(ROLES)
+SIGNED_IN = ALL - {"visitor"}
+
+# Every GET route of the app and who may open it (the others are sent to log in, or refused).
+ROUTES = {
+    "/": ALL,
+    "/healthz": ALL,
+    "/offline": ALL,
+    "/privacy": ALL,
+    "/manifest.webmanifest": ALL,
+    "/sw.js": ALL,
+    "/communities": ALL,
+    "/c/ev": ALL,
+    "/events": ALL,
+    "/rewards": ALL,
+    "/auth/signup": ALL,  # signed-in accounts are sent home
+    "/auth/login": ALL,
+    "/auth/password": SIGNED_IN,
+    "/auth/phone": SIGNED_IN,
+    "/me": SIGNED_IN,
+    "/me/notifications": SIGNED_IN,
+    "/me/unread-badge": SIGNED_IN,
+    "/me/points": SIGNED_IN,
+    "/me/vouchers": SIGNED_IN,
+    "/me/tickets": SIGNED_IN,
+    "/me/garage": SIGNED_IN,
+    "/me/privacy": SIGNED_IN,
+    "/partner": {"partner", "admin"},
+    "/admin": {"admin"},
+    "/admin/roles": {"admin"},
+    "/admin/audit": {"admin"},
+}
+
+
+def test_route_table_covers_every_get_route(app):
+    """A new page must be added to the matrix above."""
+    rules = {
+        r.rule for r in app.url_map.iter_rules()
+        if "GET" in r.methods and r.endpoint != "static" and not r.rule.startswith("/__")
+    }
+    rules = {r.replace("<slug>", "ev") for r in rules}
+    assert rules == set(ROUTES)
+
+
+@pytest.fixture
+def client_for(app, factories, communities):
+    def make(role):
+        if role == "visitor":
+            return app.test_client()
+        return app.test_client(user=factories.user(role=None if role == "member" else role))
+
+    return make
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("path", sorted(ROUTES))
+def test_access_matrix(client_for, role, path):
+    response = client_for(role).get(path)
+    allowed = role in ROUTES[path]
+    if allowed:
+        assert response.status_code in (200, 302), f"{role} should open {path}"
+        if response.status_code == 302:
+            assert "/auth/login" not in response.headers["Location"]
+    elif role == "visitor":
+        assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+    else:
+        assert response.status_code == 403
+        assert "无权访问" in response.get_data(as_text=True) or "没有" in response.get_data(as_text=True)
+
+
+def test_htmx_call_without_login_gets_401_and_a_redirect_header(client, communities):
+    response = client.post("/c/ev/join", headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/auth/login")
+
+
+def test_scoped_roles_only_count_in_their_scope(factories, communities):
+    organizer = factories.user(role="organizer", community=communities["ev"])
+    assert organizer.has_role("organizer", community=communities["ev"])
+    assert not organizer.has_role("organizer", community=communities["women"])
+    assert not organizer.has_role("moderator")
+    admin = factories.user(role="admin")
+    assert admin.has_role("organizer", community=communities["women"])
+    staff = factories.user(role="partner")
+    other = factories.partner("别家洗车")
+    assert staff.has_role("partner", partner=staff.partner_ids()[0])
+    assert not staff.has_role("partner", partner=other)
+
+
+def test_one_account_may_hold_several_roles(factories, communities):
+    user = factories.user(role="organizer", community=communities["ev"])
+    user.grant("moderator", community=communities["women"])
+    user.grant("organizer", community=communities["ev"])  # repeat is harmless
+    db.session.commit()
+    assert sorted((g.role, g.community.slug) for g in user.grants) == [("moderator", "women"), ("organizer", "ev")]
+
+
+def test_users_create_cli(runner, communities):
+    result = runner.invoke(args=["users", "create", "13600000000", "--password", "Abcdef123"])
+    assert result.exit_code == 0, result.output
+    member = User.find_by_login("13600000000")
+    assert member.check_password("Abcdef123") and member.grants == []
+
+    result = runner.invoke(args=["users", "create", "org@example.com", "--password", "Abcdef123",
+                                 "--role", "organizer", "--community", "modding"])
+    assert result.exit_code == 0, result.output
+    organizer = User.find_by_login("org@example.com")
+    assert organizer.has_role("organizer", community=communities["modding"])
+
+    result = runner.invoke(args=["users", "create", "staff@example.com", "--password", "Abcdef123",
+                                 "--role", "partner", "--partner", "新店洗车"])
+    assert result.exit_code == 0, result.output
+    partner = db.session.scalar(select(Partner).where(Partner.name == "新店洗车"))
+    assert User.find_by_login("staff@example.com").has_role("partner", partner=partner)
+
+    result = runner.invoke(args=["users", "create", "boss@example.com", "--password", "Abcdef123", "--role", "admin"])
+    assert result.exit_code == 0 and User.find_by_login("boss@example.com").is_admin
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["users", "create", "12345", "--password", "x"], "mobile"),
+        (["users", "create", "a@example.com", "--password", "x", "--role", "organizer"], "--community"),
+        (["users", "create", "a@example.com", "--password", "x", "--role", "organizer", "--community", "nope"], "nope"),
+        (["users", "create", "a@example.com", "--password", "x", "--role", "partner"], "--partner"),
+    ],
+)
+def test_users_create_cli_refuses_bad_input(runner, communities, args, message):
+    result = runner.invoke(args=args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert db.session.scalar(select(User)) is None
+
+
+def test_users_create_refuses_a_taken_login(runner, factories):
+    factories.user(login="a@example.com")
+    result = runner.invoke(args=["users", "create", "A@example.com", "--password", "x"])
+    assert result.exit_code != 0 and "already exists" in result.output
+
+
+def test_admin_grants_and_revokes_roles_through_the_audit_log(app, factories, communities):
+    admin = factories.user(role="admin", nickname="站长")
+    member = factories.user(login="member@example.com", nickname="小王")
+    client = app.test_client(user=admin)
+    response = client.post("/admin/roles", data={"login": "member@example.com", "role": "moderator",
+                                                 "community": communities["women"].id, "partner": ""})
+    assert response.status_code == 302
+    member = db.session.get(User, member.id)
+    assert member.has_role("moderator", community=communities["women"])
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "role.grant", AuditEntry.target_id == str(member.id)))
+    assert entry.actor_id == admin.id and entry.after["role"] == "moderator"
+    note = db.session.scalar(select(Notification).where(Notification.user_id == member.id, Notification.kind == "role_granted"))
+    member_client = app.test_client(user=member)
+    assert "版主" in member_client.get("/me/notifications").get_data(as_text=True)
+    assert note is not None
+
+    grant = db.session.scalar(select(RoleGrant).where(RoleGrant.user_id == member.id))
+    assert client.post(f"/admin/roles/{grant.id}/revoke").status_code == 302
+    db.session.expire_all()
+    assert not db.session.get(User, member.id).has_role("moderator")
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "role.revoke")) is not None
+    assert "站长" in client.get("/admin/audit").get_data(as_text=True)
+
+
+def test_admin_grant_form_explains_a_missing_scope_and_keeps_input(app, factories, communities):
+    admin = factories.user(role="admin")
+    factories.user(login="member@example.com")
+    client = app.test_client(user=admin)
+    response = client.post("/admin/roles", data={"login": "member@example.com", "role": "organizer", "community": 0})
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert 'value="member@example.com"' in body
+    response = client.post("/admin/roles", data={"login": "nobody@example.com", "role": "admin", "community": 0})
+    assert response.status_code == 422
+
+
+def test_audit_log_is_append_only(factories):
+    from models import audit
+
+    admin = factories.user(role="admin")
+    entry = audit(admin, "test.action", admin, before={"a": 1}, after={"a": 2})
+    db.session.commit()
+    entry.action = "changed"
+    with pytest.raises(RuntimeError, match="append-only"):
+        db.session.commit()
+    db.session.rollback()
+    with pytest.raises(RuntimeError, match="append-only"):
+        db.session.delete(db.session.get(AuditEntry, entry.id))
+        db.session.commit()
+    db.session.rollback()
