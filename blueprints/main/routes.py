@@ -14,16 +14,6 @@ from models.communities import member_community_ids
 bp = Blueprint("main", __name__)
 
 
-@bp.after_app_request
-def keep_file_responses_closable(response):
-    """Flask-Compress's streaming (br) path swaps a file response's iterator for a generator and
-    drops its close(): keep it, so the server still closes the static file after sending it."""
-    close = getattr(response.response, "close", None)
-    if response.direct_passthrough and close is not None:
-        response.call_on_close(close)  # closing a file twice is harmless
-    return response
-
-
 @bp.get("/")
 def home():
     """Members see their communities first; visitors see all of them."""
