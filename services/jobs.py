@@ -35,17 +35,17 @@ class Job:
     name: str
     func: Callable
     retries: int = 3
-    backoff: tuple[int, ...] = (10, 60, 300)
+    backoff: tuple[float, ...] = (10, 60, 300)
 
-    def delay(self, attempt: int) -> int:
-        """Seconds to wait before retry number ATTEMPT (1-based)."""
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ATTEMPT (1-based); the last value repeats."""
         return self.backoff[min(attempt, len(self.backoff)) - 1]
 
     def __call__(self, *ids):
         return self.func(*ids)
 
 
-def job(func=None, *, retries: int = 3, backoff: tuple[int, ...] = (10, 60, 300)):
+def job(func=None, *, retries: int = 3, backoff: tuple[float, ...] = (10, 60, 300)):
     """Register FUNC as a job, addressable by its dotted name."""
 
     def wrap(f):
@@ -68,27 +68,75 @@ def periodic(every: timedelta, **kw):
 
 
 def enqueue(job_or_name, *ids, run_at: datetime | None = None) -> None:
-    """Queue a job to run after the current transaction commits (dropped if it rolls back)."""
+    """Queue a job to run after the current transaction commits (dropped if it rolls back).
+
+    Only the commit of the top-level transaction dispatches: releasing a savepoint does not,
+    and rolling one back drops just the jobs queued inside it.
+    """
     from models import db
 
     name = job_or_name.name if isinstance(job_or_name, Job) else str(job_or_name)
     if name not in _REGISTRY:
         raise KeyError(f"unknown job {name!r}")
-    db.session.info.setdefault("pending_jobs", []).append((name, ids, run_at))
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()  # so that a rollback before any SQL still drops the job
+    savepoint = session.get_nested_transaction()
+    session.info.setdefault("pending_jobs", []).append((name, ids, run_at, savepoint))
+
+
+def _within(transaction, savepoint) -> bool:
+    """Whether TRANSACTION is SAVEPOINT or was begun inside it."""
+    while transaction is not None:
+        if transaction is savepoint:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 @event.listens_for(Session, "after_commit")
-def _dispatch_after_commit(session):
+def _commit_pending(session):
+    # Fires for a released savepoint too: only the top-level commit makes the jobs due.
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop("pending_jobs", None)
     if pending:
-        runner = current_app.extensions["jobs"]
-        for name, ids, run_at in pending:
+        session.info.setdefault("committed_jobs", []).extend(pending)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_on_rollback(session, previous_transaction):
+    # What was rolled back: the nearest savepoint or the top-level transaction (a failed
+    # flush rolls back from an inner subtransaction to one of those).
+    boundary = previous_transaction
+    while boundary.parent is not None and not boundary.nested:
+        boundary = boundary.parent
+    if boundary.nested:  # a savepoint: drop only what was queued inside it
+        pending = session.info.get("pending_jobs")
+        if pending:
+            pending[:] = [p for p in pending if not _within(p[3], boundary)]
+    else:
+        session.info.pop("pending_jobs", None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _dispatch_after_commit(session, transaction):
+    """Submit the committed jobs once the transaction is over and its connection released."""
+    if transaction.parent is not None:
+        return
+    session.info.pop("pending_jobs", None)  # ended without a commit (closed): dropped
+    committed = session.info.pop("committed_jobs", None)
+    if not committed:
+        return
+    runner = current_app.extensions["jobs"]
+    error = None
+    for name, ids, run_at, _ in committed:
+        try:
             runner.submit(name, ids, run_at)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_on_rollback(session):
-    session.info.pop("pending_jobs", None)
+        except Exception as exc:  # submit the others; then report the first failure
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def execute(app: Flask, name: str, ids) -> None:
@@ -96,7 +144,7 @@ def execute(app: Flask, name: str, ids) -> None:
     from models import db
 
     with app.app_context():
-        db.write_intent.set(True)
+        token = db.write_intent.set(True)
         try:
             _REGISTRY[name].func(*ids)
         except Exception:
@@ -104,6 +152,7 @@ def execute(app: Flask, name: str, ids) -> None:
             raise
         finally:
             db.session.remove()
+            db.write_intent.reset(token)  # an eager job must not change its caller's intent
 
 
 class EagerRunner:

@@ -94,6 +94,9 @@ def _clean_db(app):
     ctx = app.app_context()
     ctx.push()
     db.write_intent.set(False)  # the test's own reads must not take SQLite's write lock
+    from app import limiter
+
+    limiter.enabled = False  # another create_app() in a test may have switched it back on
     app.extensions["sms"].sent.clear() if "sms" in app.extensions else None
     runner = app.extensions["jobs"]
     runner.scheduled.clear()

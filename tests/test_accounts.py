@@ -241,3 +241,20 @@ def test_login_is_rate_limited_with_a_clear_message(client, factories, limiter_o
     response = client.post("/auth/login", data={"login": "member@example.com", "password": PASSWORD})
     assert response.status_code == 429
     assert "操作太频繁" in response.get_data(as_text=True)
+
+
+def test_expired_csrf_token_keeps_what_was_typed(client, csrf_on, monkeypatch, communities):
+    import time
+
+    from itsdangerous import TimestampSigner
+
+    page = client.get("/auth/signup").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    later = int(time.time()) + 9 * 3600  # the page sat open all day
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: later)
+    response = signup(client, csrf_token=token, login="13812345678", nickname="午后车友")
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert "页面停留时间过长" in body
+    assert 'value="13812345678"' in body and 'value="午后车友"' in body
+    assert db.session.scalar(select(User)) is None
