@@ -39,9 +39,12 @@ def healthz():
 
 @bp.get("/offline")
 def offline():
-    """Shown by the service worker when a page cannot be fetched."""
-    response = make_response(render_template("main/offline.html"))
-    response.headers["Cache-Control"] = "no-cache"
+    """Shown by the service worker when a page cannot be fetched.
+
+    The worker caches this page, so it carries nothing of the member's: no CSRF token, no badge.
+    """
+    response = make_response(render_template("main/offline.html", shared_page=True))
+    response.headers["Cache-Control"] = "public, no-cache"
     return response
 
 
@@ -94,7 +97,7 @@ def service_worker():
         url_for("main.offline"),
         *(
             url_for("static", filename=f, v=static_version(current_app, f))
-            for f in ("css/app.css", "js/app.js", "vendor/htmx.min.js", "img/logo.svg", "img/icon-192.png")
+            for f in ("css/app.css", "js/app.js", "vendor/htmx.min.js", "img/logo.svg", "img/icons.svg", "img/icon-192.png")
         ),
     ]
     body = render_template("sw.js", version=version, precache=precache, offline_url=url_for("main.offline"))

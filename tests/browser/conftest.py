@@ -1,0 +1,134 @@
+"""Browser fixtures: the test app served on a real port, and headless Debian Chromium
+driven by Playwright (sync API), one fresh phone-sized context per test.
+
+The live server serves the session's `app`, so tests and browser share one database;
+`_clean_db` empties it after each test, so each test creates what it needs. CSRF is on
+here: the real forms and htmx's `X-CSRFToken` header are exercised.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "zh-CN",
+    "timezone_id": "Asia/Shanghai",
+}
+TIMEOUT_MS = 10_000
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log lines for every asset the browser fetches."""
+
+    def log_request(self, *args, **kwargs):
+        pass
+
+
+def _buffered(app):
+    """Run each response to the end (and close it) before the server writes a byte.
+
+    A context closing mid-download resets the connection; werkzeug's dev server then skips
+    closing the response, and a static file is left open (a ResourceWarning, an error here).
+    """
+
+    def wsgi(environ, start_response):
+        iterable = app(environ, start_response)
+        try:
+            return [b"".join(iterable)]
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+
+    return wsgi
+
+
+class LiveServer:
+    """The WSGI app on 127.0.0.1 and a free port, in a daemon thread."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, _buffered(app), threaded=True, request_handler=_QuietHandler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="live-server", daemon=True)
+
+    def start(self) -> "LiveServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """Base URL of the shared live server."""
+    server = LiveServer(app).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        message = f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CHEYOU_REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
+            pytest.fail(message)
+        pytest.skip(message)
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    # Route the service worker's own fetches through Playwright too (the offline test cuts
+    # them); the driver process reads this when it starts, so set it before launching.
+    os.environ["PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS"] = "1"
+    playwright = sync_api.sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def context(browser, live_server, csrf_on):
+    """A fresh phone-sized browser profile per test (own cookies, caches, service workers)."""
+    context = browser.new_context(base_url=live_server, **PHONE)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def console_errors(context) -> list[str]:
+    """Uncaught script errors and console errors (CSP violations among them) of the test's pages."""
+    return []
+
+
+@pytest.fixture
+def page(context, console_errors):
+    page = context.new_page()
+    page.on("pageerror", lambda error: console_errors.append(f"pageerror: {error}"))
+    page.on("console", lambda msg: console_errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    return page
