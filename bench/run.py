@@ -23,7 +23,9 @@ from sqlalchemy import event  # noqa: E402
 from app import create_app  # noqa: E402
 from models import db  # noqa: E402
 
-PAGES = ["/", "/communities", "/c/ev", "/me", "/me/notifications", "/admin", "/auth/login"]
+# (path, signed in as the demo admin?)
+PAGES = [("/", True), ("/communities", True), ("/c/ev", True), ("/me", True), ("/me/notifications", True),
+         ("/admin", True), ("/", False), ("/auth/signup", False)]
 
 
 def main() -> None:
@@ -50,11 +52,12 @@ def main() -> None:
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", lambda *a: queries.__setitem__("n", queries["n"] + 1))
 
-    client = app.test_client()
-    client.post("/auth/login", data={"login": admin_login, "password": DEMO_PASSWORD})
+    member = app.test_client()
+    member.post("/auth/login", data={"login": admin_login, "password": DEMO_PASSWORD})
+    visitor = app.test_client()
     headers = {"Accept-Encoding": "br"}
 
-    def measure(path: str) -> tuple[float, int, int, int, bytes]:
+    def measure(path: str, client=member) -> tuple[float, int, int, int, bytes]:
         times = []
         for _ in range(args.rounds):
             start = time.perf_counter()
@@ -67,25 +70,26 @@ def main() -> None:
         return statistics.median(times), n_queries, len(raw), len(response.get_data()), raw
 
     base_time, *_ = measure("/healthz")
-    print(f"baseline /healthz median: {base_time * 1000:.2f} ms over {args.rounds} rounds (signed in as admin)\n")
-    print("| page | time ÷ /healthz | SQL queries | HTML bytes | sent (br) |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"baseline /healthz median: {base_time * 1000:.2f} ms over {args.rounds} rounds\n")
+    print("| page | viewer | time ÷ /healthz | SQL queries | HTML bytes | sent (br) |")
+    print("|---|---|---:|---:|---:|---:|")
     home_raw = b""
-    for path in PAGES:
-        median, n_queries, raw_len, sent_len, raw = measure(path)
-        if path == "/":
+    for path, signed_in in PAGES:
+        median, n_queries, raw_len, sent_len, raw = measure(path, member if signed_in else visitor)
+        if path == "/" and signed_in:
             home_raw = raw
-        print(f"| `{path}` | {median / base_time:.1f}× | {n_queries} | {raw_len:,} | {sent_len:,} |")
+        viewer = "admin" if signed_in else "visitor"
+        print(f"| `{path}` | {viewer} | {median / base_time:.1f}× | {n_queries} | {raw_len:,} | {sent_len:,} |")
 
     # Everything a first visit to the home page downloads, as a phone on a weak network sees it.
-    assets = re.findall(rb'(?:src|href)="(/static/[^"]+)"', home_raw)
+    assets = sorted({a.decode() for a in re.findall(rb'(?:src|href)="(/static/[^"#]+)', home_raw)})
     total_raw = len(home_raw)
-    total_sent = len(client.get("/", headers=headers).get_data())
-    for url in sorted(set(a.decode() for a in assets)):
-        response = client.get(url, headers=headers)
-        total_sent += len(response.get_data())
-        total_raw += len(client.get(url).get_data())
-    print(f"\nfirst visit to `/`: {len(set(assets))} static files; {total_raw:,} bytes raw, {total_sent:,} bytes sent (br)")
+    total_sent = len(member.get("/", headers=headers).get_data())
+    for url in assets:
+        total_sent += len(member.get(url, headers=headers).get_data())
+        total_raw += len(member.get(url).get_data())
+    print(f"\nfirst visit to `/` (signed in): {len(assets)} static files; "
+          f"{total_raw:,} bytes raw, {total_sent:,} bytes sent (br)")
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ def set_language():
 
 
 def coming_soon(title: str, blurb: str):
+    """The friendly page a tab shows until its capability lands."""
     return render_template("main/coming_soon.html", title=title, blurb=blurb)
 
 

@@ -5,6 +5,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from blueprints.main.routes import coming_soon
 from blueprints.web import render
 from models import Community, Notification, db
 from models.communities import member_community_ids
@@ -66,30 +67,26 @@ def unread_badge():
     return render_template("_partials/unread_badge.html")
 
 
-def _coming_soon(title, blurb):
-    return render_template("main/coming_soon.html", title=title, blurb=blurb)
-
-
 @bp.get("/points")
 def points():
-    return _coming_soon(_("My points"), _("Your points history, what expires when, and daily check-in arrive with the loyalty programme."))
+    return coming_soon(_("My points"), _("Your points history, what expires when, and daily check-in arrive with the loyalty programme."))
 
 
 @bp.get("/vouchers")
 def vouchers():
-    return _coming_soon(_("My vouchers"), _("Service vouchers you redeem with points will be listed here."))
+    return coming_soon(_("My vouchers"), _("Service vouchers you redeem with points will be listed here."))
 
 
 @bp.get("/tickets")
 def tickets():
-    return _coming_soon(_("My tickets"), _("Tickets for the meetups you sign up for will be here, available offline."))
+    return coming_soon(_("My tickets"), _("Tickets for the meetups you sign up for will be here, available offline."))
 
 
 @bp.get("/garage")
 def garage():
-    return _coming_soon(_("My garage"), _("Add your cars to get recall alerts and community suggestions. Coming soon."))
+    return coming_soon(_("My garage"), _("Add your cars to get recall alerts and community suggestions. Coming soon."))
 
 
 @bp.get("/privacy")
 def privacy():
-    return _coming_soon(_("Privacy and data"), _("Download all your data or delete your account. Coming soon."))
+    return coming_soon(_("Privacy and data"), _("Download all your data or delete your account. Coming soon."))

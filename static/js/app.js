@@ -18,20 +18,15 @@
     el._timer = setTimeout(function () { el.hidden = true; }, 4000);
   }
 
-  var lang = document.documentElement.lang || "zh-CN";
-  var zh = lang.indexOf("zh") === 0;
-  var messages = {
-    network: zh ? "网络不可用，请稍后重试。" : "No network. Please try again.",
-    error: zh ? "出错了，请稍后重试。" : "Something went wrong. Please try again.",
-    tooMany: zh ? "操作太频繁，请稍等一分钟。" : "Too many attempts. Please wait a minute.",
-    expired: zh ? "页面已过期，请刷新后重试。" : "This page has expired. Reload and try again."
-  };
+  // Messages come translated from the page (data-msg-* on #toast).
+  var toastEl = document.getElementById("toast");
+  var messages = toastEl ? toastEl.dataset : {};
 
-  document.addEventListener("htmx:sendError", function () { toast(messages.network); });
+  document.addEventListener("htmx:sendError", function () { toast(messages.msgNetwork); });
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr.status;
     if (status === 401) return; // HX-Redirect to the login page follows
-    toast(status === 429 ? messages.tooMany : status === 400 ? messages.expired : messages.error);
+    toast(status === 429 ? messages.msgTooMany : status === 400 ? messages.msgExpired : messages.msgError);
   });
 
   // Keep the unread badges in step after marking notifications read.

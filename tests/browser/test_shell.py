@@ -124,3 +124,29 @@ def test_home_fits_a_phone_screen(page, factories, console_errors):
     assert box["y"] + box["height"] <= 844 + 1, "tab bar sits at the bottom of the screen"
     assert page.locator(".community-list > *").count() == 4
     assert not console_errors
+
+
+TAP_TARGETS = ".tabbar a, .topbar a, main .button, main button, main input:not([type=hidden]), main select, .menu a, .site-footer a, .site-footer button"
+
+
+@pytest.mark.parametrize("path", ["/", "/c/ev", "/me", "/me/notifications", "/auth/phone"])
+def test_tap_targets_are_at_least_44px(page, factories, path):
+    """Every control a thumb aims at is at least 44 CSS px tall (and wide) on a phone."""
+    factories.communities()
+    member = factories.user(login="member@example.com")
+    from models import notify
+
+    notify(member, "welcome", {"nickname": "x"})
+    db.session.commit()
+    log_in(page, "member@example.com")
+    page.goto(path)
+    small = page.evaluate(
+        """(selector) => [...document.querySelectorAll(selector)]
+            .filter((el) => el.offsetParent !== null && el.type !== "checkbox")
+            .map((el) => { const r = el.getBoundingClientRect();
+                           return {tag: el.tagName, text: (el.innerText || el.name || "").trim().slice(0, 20),
+                                   w: Math.round(r.width), h: Math.round(r.height)}; })
+            .filter((b) => b.h < 44 || b.w < 44)""",
+        TAP_TARGETS,
+    )
+    assert small == []
