@@ -46,3 +46,6 @@ from models.audit import AuditEntry, audit  # noqa: E402,F401
 from models.communities import Community, Membership  # noqa: E402,F401
 from models.notifications import Notification, notify  # noqa: E402,F401
 from models.partners import Partner, Store  # noqa: E402,F401
+from models.levels import EarningRule, Level, level_of  # noqa: E402,F401
+from models.points import PointsPosting, award, spend  # noqa: E402,F401
+from models.rewards import Reward, Voucher  # noqa: E402,F401

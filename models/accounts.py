@@ -66,6 +66,11 @@ class User(UserMixin, db.Model):
     consent_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     marketing_opt_in: Mapped[bool] = mapped_column(nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    # The level we last told the member about (level_of() is the truth; this detects changes).
+    level_number: Mapped[int] = mapped_column(nullable=False, default=1)
+    # Referral (老带新): who invited this member, and the device cookie they signed up on.
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    signup_device: Mapped[str | None] = mapped_column(String(32), index=True)
 
     grants: Mapped[list[RoleGrant]] = relationship(
         back_populates="user", foreign_keys="RoleGrant.user_id", cascade="all, delete-orphan"

@@ -18,6 +18,15 @@ KINDS = {
     "role_revoked": _l("You are no longer %(role)s%(scope)s."),
     "phone_verified": _l("Your mobile number %(phone)s is verified. You can now post and comment."),
     "password_changed": _l("Your password was changed. Other devices have been signed out."),
+    "level_up": _l("Congratulations! You reached %(level)s. See what your new level gives you."),
+    "level_down": _l("Your level is now %(level)s: growth older than a year no longer counts."),
+    "points_earned": _l("You earned %(points)s points: %(reason)s."),
+    "referral_rewarded": _l("Your invitation paid off: %(points)s points for you."),
+    "voucher_issued": _l("Your voucher for %(reward)s is ready. Show it at the counter."),
+    "voucher_expiring": _l("Your voucher for %(reward)s expires on %(date)s. Use it before then."),
+    "voucher_used": _l("Your voucher for %(reward)s was used at %(store)s."),
+    "voucher_voided": _l("Your voucher for %(reward)s was cancelled and %(points)s points were refunded."),
+    "points_adjusted": _l("Your points were adjusted by %(points)s: %(reason)s"),
 }
 
 

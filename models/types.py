@@ -1,7 +1,8 @@
 """Column types shared by the models."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, TypeDecorator
 
@@ -30,3 +31,29 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+# Daily caps, streaks and "12 months" count in Asia/Shanghai days, whatever the server's zone.
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def shanghai_day(moment: datetime | None = None) -> date:
+    """The calendar day in Shanghai at MOMENT (now by default)."""
+    return (moment or utcnow()).astimezone(SHANGHAI).date()
+
+
+def shanghai_midnight(day: date) -> datetime:
+    """The UTC instant at which DAY begins in Shanghai."""
+    return datetime.combine(day, time.min, tzinfo=SHANGHAI).astimezone(timezone.utc)
+
+
+def add_months(day: date, months: int) -> date:
+    """DAY moved by MONTHS calendar months (the 29th-31st fall back to the month's last day)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, candidate))
+        except ValueError:
+            continue
+    raise ValueError(day)

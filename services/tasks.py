@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 
 from models import SmsCode, db
 from models.types import utcnow
@@ -25,3 +25,56 @@ def send_sms_code(phone: str, code: str, purpose: str):
     from services.sms import get_backend
 
     get_backend(current_app).send_code(phone, code, purpose)
+
+
+@periodic(timedelta(hours=1))
+def expire_points():
+    """Write expiry postings for every member holding points earned more than 12 months ago."""
+    from models.accounts import User
+    from models.points import PointsPosting, expire_due
+
+    due = db.session.scalars(
+        select(PointsPosting.user_id).where(PointsPosting.expires_at <= utcnow(), PointsPosting.points > 0).distinct()
+    ).all()
+    for user_id in due:
+        expire_due(db.session.get(User, user_id))
+        db.session.commit()  # one member at a time: a long run never holds the lock for long
+
+
+@periodic(timedelta(hours=6))
+def refresh_levels():
+    """Notify members whose level fell because growth older than a year stopped counting."""
+    from models.accounts import User
+    from models.points import PointsPosting, note_level_change
+
+    now = utcnow()
+    aged = db.session.scalars(
+        select(PointsPosting.user_id).where(
+            PointsPosting.growth > 0,
+            PointsPosting.created_at <= now - timedelta(days=365),
+            PointsPosting.created_at > now - timedelta(days=372),
+        ).distinct()
+    ).all()
+    for user_id in aged:
+        note_level_change(db.session.get(User, user_id), now)
+    db.session.commit()
+
+
+@periodic(timedelta(hours=1))
+def sweep_vouchers():
+    """Mark vouchers past their date expired (never refunded), and remind owners 3 days ahead."""
+    from models.notifications import notify
+    from models.rewards import Voucher
+
+    now = utcnow()
+    db.session.execute(
+        update(Voucher).where(Voucher.state == "issued", Voucher.expires_at <= now).values(state="expired")
+    )
+    expiring = db.session.scalars(
+        select(Voucher).where(Voucher.state == "issued", Voucher.expires_at > now,
+                              Voucher.expires_at <= now + timedelta(days=3))
+    ).all()
+    for voucher in expiring:
+        notify(voucher.user, "voucher_expiring", {"reward": voucher.reward.title, "date": voucher.last_day.isoformat()},
+               link=f"/me/vouchers/{voucher.code}", dedupe_key=f"voucher-expiring:{voucher.id}")
+    db.session.commit()

@@ -77,15 +77,29 @@ def _reset_schema():
             conn.execute(text("CREATE SCHEMA public"))
 
 
+# Reference data the migrations seed (levels, earning rules) stays; everything else goes.
+REFERENCE_TABLES = {"levels", "earning_rules"}
+
+
 def _empty_tables():
-    tables = [t for t in reversed(db.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
-        if db.engine.dialect.name == "postgresql":
+    tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in REFERENCE_TABLES]
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as conn:
             names = ", ".join(f'"{t.name}"' for t in tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(table.delete())
+        return
+    # SQLite checks RESTRICT keys row by row (the ledger refers to itself): switch them off
+    # for the clean-up, outside any transaction, on a raw autocommit connection.
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        for table in tables:
+            cursor.execute(f'DELETE FROM "{table.name}"')
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+    finally:
+        raw.close()
 
 
 @pytest.fixture(autouse=True)

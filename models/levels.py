@@ -1,0 +1,147 @@
+"""Membership levels and earning rules: both are data that admins can tune.
+
+`level_of(member)` is the one way to ask a member's level: it is computed from growth
+(成长值) earned in the trailing 365 days, so it can fall as old growth ages out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask_babel import get_locale
+from sqlalchemy import CheckConstraint, String, func, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models import N_, db
+from models.types import utcnow
+
+GROWTH_WINDOW = timedelta(days=365)
+
+# The labels of the rules the migration seeds, so the catalog translates them.
+RULE_LABELS = (
+    N_("Daily check-in"), N_("7-day check-in streak"), N_("Story posted"), N_("Story featured"), N_("Comment"),
+    N_("Like received"), N_("Event attended"), N_("Friend invited"), N_("Report confirmed"), N_("Welcome-back gift"),
+)
+
+
+class Level(db.Model):
+    __tablename__ = "levels"
+    __table_args__ = (
+        CheckConstraint("number BETWEEN 1 AND 9", name="number_range"),
+        CheckConstraint("multiplier_percent >= 100", name="multiplier_at_least_one"),
+        CheckConstraint("priority_hours >= 0", name="priority_not_negative"),
+    )
+
+    number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(20), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(40), nullable=False, default="")
+    growth_threshold: Mapped[int] = mapped_column(nullable=False, unique=True)
+    # Points earned are multiplied by this percentage (integers only: 150 means ×1.5).
+    multiplier_percent: Mapped[int] = mapped_column(nullable=False, default=100)
+    # Event signup opens this many hours before the general opening.
+    priority_hours: Mapped[int] = mapped_column(nullable=False, default=0)
+    benefits: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    benefits_en: Mapped[str] = mapped_column(String(400), nullable=False, default="")
+
+    @property
+    def label(self) -> str:
+        return f"Lv.{self.number}"
+
+    @property
+    def display_name(self) -> str:
+        english = str(get_locale() or "zh").startswith("en")
+        return self.name_en if english and self.name_en else self.name
+
+    @property
+    def display_benefits(self) -> str:
+        english = str(get_locale() or "zh").startswith("en")
+        return self.benefits_en if english and self.benefits_en else self.benefits
+
+    @property
+    def multiplier(self) -> str:
+        return f"×{self.multiplier_percent / 100:g}"
+
+    @classmethod
+    def ladder(cls) -> list[Level]:
+        return list(db.session.scalars(select(cls).order_by(cls.number)))
+
+
+class EarningRule(db.Model):
+    """How many points and growth an action earns, and how often a day it may."""
+
+    __tablename__ = "earning_rules"
+    __table_args__ = (
+        CheckConstraint("points >= 0 AND growth >= 0", name="not_negative"),
+        CheckConstraint("daily_limit IS NULL OR daily_limit > 0", name="limit_positive"),
+    )
+
+    code: Mapped[str] = mapped_column(String(30), primary_key=True)
+    label: Mapped[str] = mapped_column(String(60), nullable=False)  # an English msgid
+    points: Mapped[int] = mapped_column(nullable=False)
+    growth: Mapped[int] = mapped_column(nullable=False, default=0)
+    # How many times a member may earn by this rule per Asia/Shanghai day (None: no cap).
+    daily_limit: Mapped[int | None] = mapped_column()
+    active: Mapped[bool] = mapped_column(nullable=False, default=True)
+
+    @classmethod
+    def get(cls, code: str) -> EarningRule:
+        rule = db.session.get(cls, code)
+        if rule is None:
+            raise KeyError(f"unknown earning rule {code!r}")
+        return rule
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    """A member's level now, the growth behind it and the way to the next one."""
+
+    level: Level
+    growth: int
+    next_level: Level | None
+
+    @property
+    def number(self) -> int:
+        return self.level.number
+
+    @property
+    def multiplier_percent(self) -> int:
+        return self.level.multiplier_percent
+
+    @property
+    def priority_hours(self) -> int:
+        return self.level.priority_hours
+
+    @property
+    def to_next(self) -> int:
+        return max(0, self.next_level.growth_threshold - self.growth) if self.next_level else 0
+
+    @property
+    def progress_percent(self) -> int:
+        if self.next_level is None:
+            return 100
+        span = self.next_level.growth_threshold - self.level.growth_threshold
+        return min(100, max(0, (self.growth - self.level.growth_threshold) * 100 // max(span, 1)))
+
+
+def growth_of(member, now=None) -> int:
+    """Growth earned in the trailing 365 days."""
+    from models.points import PointsPosting
+
+    now = now or utcnow()
+    return db.session.scalar(
+        select(func.coalesce(func.sum(PointsPosting.growth), 0)).where(
+            PointsPosting.user_id == member.id, PointsPosting.created_at > now - GROWTH_WINDOW
+        )
+    )
+
+
+def level_of(member, now=None) -> LevelInfo:
+    """The member's level number and its benefits, from growth in the trailing 365 days."""
+    growth = growth_of(member, now)
+    ladder = Level.ladder()
+    current = ladder[0]
+    for level in ladder:
+        if growth >= level.growth_threshold:
+            current = level
+    later = [lv for lv in ladder if lv.growth_threshold > current.growth_threshold]
+    return LevelInfo(current, growth, later[0] if later else None)

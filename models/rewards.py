@@ -1,0 +1,295 @@
+"""The rewards catalogue and the vouchers members redeem with points.
+
+A redemption is one transaction: lock the member, check the limits, take one unit of
+stock with a conditional UPDATE (the database settles a race for the last unit), debit the
+points with `spend()`, issue the voucher. The form's one-time nonce is unique per member,
+so the same click replayed returns the same voucher.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import (CheckConstraint, Column, ForeignKey, String, Table, UniqueConstraint, func, select,
+                        update)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models import N_, DomainError, db
+from models.levels import level_of
+from models.points import lock_member, refund, spend
+from models.types import UTCDateTime, shanghai_day, shanghai_midnight, utcnow
+
+REWARD_KINDS = ("wash", "maintenance", "inspection", "modding")
+VOUCHER_STATES = ("issued", "used", "expired", "void")
+
+reward_stores = Table(
+    "reward_stores",
+    db.metadata,
+    Column("reward_id", ForeignKey("rewards.id", ondelete="CASCADE"), primary_key=True),
+    Column("store_id", ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Reward(db.Model):
+    __tablename__ = "rewards"
+    __table_args__ = (
+        CheckConstraint("kind IN ('wash','maintenance','inspection','modding')", name="known_kind"),
+        CheckConstraint("points_price > 0", name="price_positive"),
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("per_member_limit >= 1", name="limit_positive"),
+        CheckConstraint("monthly_limit IS NULL OR monthly_limit >= 1", name="monthly_positive"),
+        CheckConstraint("validity_days >= 1", name="validity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="RESTRICT"), nullable=False, index=True)
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    title: Mapped[str] = mapped_column(String(80), nullable=False)
+    title_en: Mapped[str] = mapped_column(String(120), nullable=False, default="")
+    description: Mapped[str] = mapped_column(String(1000), nullable=False, default="")
+    terms: Mapped[str] = mapped_column(String(1000), nullable=False, default="")
+    points_price: Mapped[int] = mapped_column(nullable=False)
+    # Units left to redeem: decremented by a conditional UPDATE, never below zero.
+    stock: Mapped[int] = mapped_column(nullable=False, default=0)
+    per_member_limit: Mapped[int] = mapped_column(nullable=False, default=1)
+    monthly_limit: Mapped[int | None] = mapped_column()
+    min_level: Mapped[int] = mapped_column(nullable=False, default=1)
+    validity_days: Mapped[int] = mapped_column(nullable=False, default=30)
+    active: Mapped[bool] = mapped_column(nullable=False, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+    partner = relationship("Partner", lazy="joined")
+    community = relationship("Community")
+    stores = relationship("Store", secondary=reward_stores, order_by="Store.id")
+
+    @property
+    def display_title(self) -> str:
+        from flask_babel import get_locale
+
+        return self.title_en if self.title_en and str(get_locale() or "zh").startswith("en") else self.title
+
+    def usable_stores(self):
+        """The stores that accept this reward: those listed, else all of the partner's."""
+        return self.stores or self.partner.stores
+
+    @classmethod
+    def catalogue(cls, kind: str | None = None, community_id: int | None = None) -> list[Reward]:
+        query = select(cls).where(cls.active.is_(True))
+        if kind in REWARD_KINDS:
+            query = query.where(cls.kind == kind)
+        if community_id:
+            query = query.where((cls.community_id == community_id) | cls.community_id.is_(None))
+        return list(db.session.scalars(query.order_by(cls.min_level, cls.points_price, cls.id)))
+
+
+# -- voucher codes: 12 Crockford base32 characters plus Crockford's mod-37 check symbol --------
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CHECK_SYMBOLS = ALPHABET + "*~$=U"
+CODE_LENGTH = 12
+_DECODE = {c: i for i, c in enumerate(ALPHABET)} | {"O": 0, "I": 1, "L": 1}
+
+
+def check_symbol(body: str) -> str:
+    value = 0
+    for char in body:
+        value = value * 32 + _DECODE[char]
+    return CHECK_SYMBOLS[value % 37]
+
+
+def new_code() -> str:
+    body = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+    return body + check_symbol(body)
+
+
+def normalise_code(typed: str) -> str | None:
+    """The canonical code for what staff typed (any case, dashes, O/0 and I/L/1 confusions), or
+    None when it cannot be a code or its check symbol does not match (a typo)."""
+    text = re.sub(r"[\s-]", "", typed or "").upper()
+    if len(text) != CODE_LENGTH + 1:
+        return None
+    body, check = text[:CODE_LENGTH], text[CODE_LENGTH]
+    if any(c not in _DECODE for c in body) or check not in CHECK_SYMBOLS + "OIL":
+        return None
+    body = "".join(ALPHABET[_DECODE[c]] for c in body)
+    check = {"O": "0", "I": "1", "L": "1"}.get(check, check)
+    return body + check if check_symbol(body) == check else None
+
+
+def format_code(code: str) -> str:
+    """ABCD-EFGH-JKMN-P: easier to read out and type."""
+    return "-".join([code[0:4], code[4:8], code[8:12], code[12:]])
+
+
+class Voucher(db.Model):
+    __tablename__ = "vouchers"
+    __table_args__ = (
+        UniqueConstraint("user_id", "nonce"),
+        CheckConstraint("state IN ('issued','used','expired','void')", name="known_state"),
+        CheckConstraint("state <> 'used' OR (used_at IS NOT NULL AND used_store_id IS NOT NULL)", name="used_has_store"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(13), unique=True, nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False, index=True)
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id", ondelete="RESTRICT"), nullable=False, index=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="RESTRICT"), nullable=False, index=True)
+    nonce: Mapped[str] = mapped_column(String(64), nullable=False)
+    state: Mapped[str] = mapped_column(String(10), nullable=False, default="issued")
+    points_paid: Mapped[int] = mapped_column(nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    used_store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id", ondelete="RESTRICT"))
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    reward = relationship("Reward", lazy="joined")
+    user = relationship("User", foreign_keys=[user_id])
+    used_store = relationship("Store")
+
+    @property
+    def display_code(self) -> str:
+        return format_code(self.code)
+
+    def effective_state(self, now: datetime | None = None) -> str:
+        """`expired` as soon as the date passes, even before the nightly job writes it."""
+        if self.state == "issued" and self.expires_at <= (now or utcnow()):
+            return "expired"
+        return self.state
+
+    @property
+    def last_day(self):
+        """The last Shanghai day the voucher can be used."""
+        return shanghai_day(self.expires_at - timedelta(seconds=1))
+
+    @classmethod
+    def by_code(cls, typed: str) -> Voucher | None:
+        code = normalise_code(typed)
+        return db.session.scalar(select(cls).where(cls.code == code)) if code else None
+
+
+NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def redeem(member, reward_id: int, nonce: str, now: datetime | None = None) -> Voucher:
+    """Debit the points and issue one voucher, in the caller's transaction; the same nonce
+    returns the same voucher. Raises DomainError with the reason when it cannot."""
+    now = now or utcnow()
+    if not NONCE_RE.match(nonce or ""):
+        raise DomainError(N_("This form has expired. Reload the page and try again."))
+    lock_member(member)
+    existing = db.session.scalar(select(Voucher).where(Voucher.user_id == member.id, Voucher.nonce == nonce))
+    if existing is not None:
+        return existing
+    reward = db.session.get(Reward, reward_id)
+    if reward is None or not reward.active:
+        raise DomainError(N_("This reward is no longer available."))
+    level = level_of(member, now)
+    if level.number < reward.min_level:
+        raise DomainError(N_("This reward is for Lv.%(level)s and above; you are Lv.%(mine)s."),
+                          level=reward.min_level, mine=level.number)
+    held = select(func.count()).select_from(Voucher).where(
+        Voucher.user_id == member.id, Voucher.reward_id == reward.id, Voucher.state != "void"
+    )
+    if db.session.scalar(held) >= reward.per_member_limit:
+        raise DomainError(N_("You have already redeemed this reward %(count)s times, the most allowed."),
+                          count=reward.per_member_limit)
+    if reward.monthly_limit:
+        month_start = shanghai_midnight(shanghai_day(now).replace(day=1))
+        if db.session.scalar(held.where(Voucher.issued_at >= month_start)) >= reward.monthly_limit:
+            raise DomainError(N_("You have reached this month's limit for this reward. Try again next month."))
+    from models.points import balance_of, expire_due
+
+    expire_due(member, now)
+    if balance_of(member) < reward.points_price:
+        raise DomainError(N_("You need %(points)s points but have %(balance)s."),
+                          points=reward.points_price, balance=balance_of(member))
+    taken = db.session.execute(
+        update(Reward).where(Reward.id == reward.id, Reward.stock > 0).values(stock=Reward.stock - 1)
+    )
+    if taken.rowcount != 1:
+        raise DomainError(N_("Sorry, this reward is out of stock."))
+    voucher = Voucher(
+        code=new_code(), user_id=member.id, reward_id=reward.id, partner_id=reward.partner_id, nonce=nonce,
+        points_paid=reward.points_price, issued_at=now,
+        expires_at=shanghai_midnight(shanghai_day(now) + timedelta(days=reward.validity_days + 1)),
+    )
+    db.session.add(voucher)
+    db.session.flush()
+    spend(member, reward.points_price, cause=voucher, key=f"redeem:{nonce}", reason=N_("Redeemed a voucher"), now=now)
+    from models.notifications import notify
+
+    notify(member, "voucher_issued", {"reward": reward.title}, link=f"/me/vouchers/{voucher.code}")
+    return voucher
+
+
+def use_voucher(typed_code: str, store, staff, now: datetime | None = None) -> Voucher:
+    """Mark a voucher used at STORE by partner STAFF: once, however many scans race."""
+    from models.notifications import notify
+
+    now = now or utcnow()
+    code = normalise_code(typed_code)
+    if code is None:
+        raise DomainError(N_("This code is not valid. Check it for a typo."))
+    voucher = db.session.scalar(select(Voucher).where(Voucher.code == code))
+    if voucher is None or not staff.has_role("partner", partner=voucher.partner_id):
+        raise DomainError(N_("No voucher of your business has this code."))
+    if store is None or store.partner_id != voucher.partner_id:
+        raise DomainError(N_("Choose one of your stores."))
+    if voucher.reward.stores and store not in voucher.reward.stores:
+        raise DomainError(N_("This voucher cannot be used at this store."))
+    won = db.session.execute(
+        update(Voucher)
+        .where(Voucher.id == voucher.id, Voucher.state == "issued", Voucher.expires_at > now)
+        .values(state="used", used_at=now, used_store_id=store.id, used_by_id=staff.id)
+    )
+    db.session.refresh(voucher)
+    if won.rowcount != 1:
+        raise refusal(voucher, now)
+    notify(voucher.user, "voucher_used", {"reward": voucher.reward.title, "store": store.name},
+           link=f"/me/vouchers/{voucher.code}")
+    return voucher
+
+
+def refusal(voucher: Voucher, now: datetime | None = None) -> DomainError:
+    """Why a voucher cannot be used now, said the way staff need to hear it."""
+    from flask_babel import format_datetime
+
+    state = voucher.effective_state(now)
+    if state == "used":
+        return DomainError(N_("Already used on %(when)s at %(store)s."),
+                           when=format_datetime(voucher.used_at, "yyyy-MM-dd HH:mm"), store=voucher.used_store.name)
+    if state == "void":
+        return DomainError(N_("This voucher was cancelled and cannot be used."))
+    return DomainError(N_("This voucher expired on %(date)s and cannot be used."), date=voucher.last_day.isoformat())
+
+
+def void_voucher(voucher: Voucher, actor, reason: str, now: datetime | None = None) -> Voucher:
+    """An administrator cancels an unused voucher: points refunded, the unit back in stock, audited."""
+    from models.audit import audit
+    from models.notifications import notify
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(N_("Give a reason for the adjustment."))
+    now = now or utcnow()
+    won = db.session.execute(
+        update(Voucher).where(Voucher.id == voucher.id, Voucher.state == "issued").values(state="void", voided_at=now)
+    )
+    db.session.refresh(voucher)
+    if won.rowcount != 1:
+        raise DomainError(N_("Only an unused voucher can be cancelled."))
+    db.session.execute(update(Reward).where(Reward.id == voucher.reward_id).values(stock=Reward.stock + 1))
+    refund(voucher.user, voucher.points_paid, cause=voucher, key=f"void:{voucher.id}", reason=N_("Voucher cancelled"),
+           now=now)
+    audit(actor, "voucher.void", voucher, before={"state": "issued"}, after={"state": "void", "reason": reason})
+    notify(voucher.user, "voucher_voided", {"reward": voucher.reward.title, "points": voucher.points_paid},
+           link="/me/points")
+    return voucher
