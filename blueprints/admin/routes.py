@@ -86,3 +86,5 @@ def audit_log():
     entries = AuditEntry.recent(50, before_id=before)
     return render_template("admin/audit.html", entries=entries,
                            next_before=entries[-1].id if len(entries) == 50 else None)
+
+from blueprints.admin import loyalty  # noqa: E402,F401  (registers the loyalty pages on bp)

@@ -90,3 +90,5 @@ def garage():
 @bp.get("/privacy")
 def privacy():
     return coming_soon(_("Privacy and data"), _("Download all your data or delete your account. Coming soon."))
+
+from blueprints.me import vouchers  # noqa: E402,F401  (registers the voucher pages on bp)

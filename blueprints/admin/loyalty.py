@@ -1,0 +1,1 @@
+"""Admin pages of the loyalty programme: partners and stores, rewards, points adjustments, vouchers."""

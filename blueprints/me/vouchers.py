@@ -1,0 +1,1 @@
+"""The member's vouchers: list, detail with QR, PDF download."""
