@@ -55,6 +55,43 @@ def create_user(login, password, nickname, role, community_slug, partner_name):
     click.echo(f"created {value}" + (f" as {role}" if role else ""))
 
 
+points_cli = AppGroup("points", help="The points ledger.")
+
+
+@points_cli.command("grant")
+@click.argument("login")
+@click.argument("amount", type=int)
+@click.option("--reason", required=True, help="Why (kept in the ledger and the audit log).")
+def grant_points(login, amount, reason):
+    """Adjust LOGIN's points by AMOUNT (negative to take back; never below zero)."""
+    import secrets
+
+    from models.points import adjust, balance_of
+
+    member = User.find_by_login(login)
+    if member is None:
+        raise click.ClickException(f"no account with login {login}")
+    try:
+        adjust(member, amount, reason, actor=None, key=f"cli:{secrets.token_hex(8)}")
+    except DomainError as error:
+        raise click.ClickException(error.message % error.params) from None
+    db.session.commit()
+    click.echo(f"{login}: {amount:+d} points, balance {balance_of(member)}")
+
+
+@points_cli.command("verify")
+def verify_points():
+    """Recompute every balance from the ledger and report any mismatch (exit 1 if there is one)."""
+    from models.points import verify_ledger
+
+    members, postings, problems = verify_ledger()
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"checked {members} members and {postings} postings: {len(problems)} mismatches")
+    if problems:
+        sys.exit(1)
+
+
 @click.command("seed-demo")
 def seed_demo():
     """Fill an empty database with Chinese demo content (safe to run again)."""
@@ -79,5 +116,6 @@ def worker(burst):
 
 def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(points_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(worker)

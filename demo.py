@@ -145,5 +145,58 @@ def seed() -> bool:
             communities[slug].join(user)
     for user in staff:
         notify(user, "welcome", {"nickname": user.nickname}, link="/communities", dedupe_key="welcome")
+    db.session.flush()
+    seed_loyalty(rng, staff, members, partners, communities)
     db.session.commit()
     return True
+
+
+REWARDS = [
+    # partner, kind, title, title_en, price, stock, min level, validity days, community slug
+    ("闪亮洗车", "wash", "精致洗车一次", "One premium car wash", 200, 80, 1, 30, None),
+    ("闪亮洗车", "wash", "内饰深度清洁", "Interior deep clean", 600, 20, 2, 60, "women"),
+    ("安心养车", "maintenance", "小保养工时 8 折", "20% off minor service labour", 400, 50, 1, 90, None),
+    ("安心养车", "maintenance", "电池健康检测 + 空调滤芯", "Battery health check + cabin filter", 800, 15, 3, 90, "ev"),
+    ("安检通检测站", "inspection", "二手车 128 项检测", "128-point used-car inspection", 1200, 10, 3, 120, "newcomers"),
+    ("安心养车", "modding", "改装件安装 9 折", "10% off fitting aftermarket parts", 500, 30, 2, 60, "modding"),
+]
+
+
+def seed_loyalty(rng, staff, members, partners, communities) -> None:
+    """Rewards from the partners, and a year of points history so the 积分 tab looks alive."""
+    from models.points import award, check_in
+    from models.rewards import Reward, new_nonce, redeem, use_voucher
+
+    for partner_name, kind, title, title_en, price, stock, min_level, days, slug in REWARDS:
+        db.session.add(Reward(
+            partner_id=partners[partner_name].id, kind=kind, title=title, title_en=title_en, points_price=price,
+            stock=stock, per_member_limit=2, monthly_limit=1, min_level=min_level, validity_days=days,
+            community_id=communities[slug].id if slug else None,
+            description="车友圈会员专享，凭券到店核销。", terms="每次限用一张，不与店内其他优惠同享；节假日正常使用。",
+        ))
+    db.session.flush()
+    now = utcnow()
+    rules = ["story_posted", "comment", "like_received", "event_attended", "story_featured", "confirmed_report"]
+    for user in staff + members:
+        for i in range(rng.randint(5, 40)):
+            when = now - timedelta(days=rng.randint(1, 330), hours=rng.randint(0, 23))
+            award(user, rng.choice(rules), cause=("demo", f"{user.id}-{i}"), key=f"demo:{i}", now=when)
+        for day in range(rng.randint(0, 9), 0, -1):
+            check_in(user, now=now - timedelta(days=day))
+    demo_member = staff[0]
+    for i in range(8):  # featured stories: enough for two vouchers
+        award(demo_member, "story_featured", cause=("demo", f"featured-{i}"), key=f"demo-featured:{i}",
+              now=now - timedelta(days=40 + i * 7))
+    wash = db.session.scalar(select(Reward).where(Reward.kind == "wash").order_by(Reward.id))
+    used = redeem(demo_member, wash.id, new_nonce(), now=now - timedelta(days=20))
+    partner_staff = staff[3]
+    use_voucher(used.code, partners["闪亮洗车"].stores[0], _grant_staff(partner_staff, partners["闪亮洗车"]),
+                now=now - timedelta(days=18))
+    maintenance = db.session.scalar(select(Reward).where(Reward.kind == "maintenance").order_by(Reward.id))
+    redeem(demo_member, maintenance.id, new_nonce(), now=now - timedelta(days=2))
+
+
+def _grant_staff(user, partner):
+    """The demo partner account also staffs the car wash, so its portal shows a redemption."""
+    grant_role(user, "partner", partner=partner)
+    return user

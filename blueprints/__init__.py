@@ -11,10 +11,12 @@ def register_blueprints(app: Flask) -> None:
     from blueprints.main.routes import bp as main_bp
     from blueprints.me.routes import bp as me_bp
     from blueprints.partner.routes import bp as partner_bp
+    from blueprints.rewards.routes import bp as rewards_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(communities_bp)
     app.register_blueprint(me_bp, url_prefix="/me")
     app.register_blueprint(partner_bp, url_prefix="/partner")
+    app.register_blueprint(rewards_bp, url_prefix="/rewards")
     app.register_blueprint(admin_bp, url_prefix="/admin")

@@ -84,6 +84,10 @@ class EarningRule(db.Model):
     active: Mapped[bool] = mapped_column(nullable=False, default=True)
 
     @classmethod
+    def query_active(cls) -> list[EarningRule]:
+        return list(db.session.scalars(select(cls).where(cls.active.is_(True)).order_by(cls.points.desc())))
+
+    @classmethod
     def get(cls, code: str) -> EarningRule:
         rule = db.session.get(cls, code)
         if rule is None:

@@ -206,7 +206,7 @@ def adjust(member, points: int, reason: str, actor, key: str, now: datetime | No
         raise NotEnoughPoints(
             N_("This would take the balance below zero: the member has %(balance)s points."), balance=before
         )
-    posting = _post(member, now=now, kind="adjust", points=points, reason=reason, key=key, actor_id=actor.id,
+    posting = _post(member, now=now, kind="adjust", points=points, reason=reason, key=key, actor_id=getattr(actor, "id", None),
                     ref_type="users", ref_id=str(member.id), expires_at=expiry_for(now) if points > 0 else None)
     audit(actor, "points.adjust", member, before={"balance": before}, after={"balance": before + points, "reason": reason})
     return posting
@@ -371,3 +371,43 @@ def check_in(member, now: datetime | None = None) -> CheckIn:
 
 def checked_in_today(member, now: datetime | None = None) -> bool:
     return _existing(member, f"checkin:{shanghai_day(now).isoformat()}") is not None
+
+
+# -- verification -----------------------------------------------------------------------------
+
+def verify_ledger() -> tuple[int, int, list[str]]:
+    """Recompute every member's balance from the ledger and check what depends on it.
+
+    Returns (members checked, postings checked, problems). A problem is a debit that found no
+    points to consume, a running balance below zero, a voucher whose payment or refund is
+    missing, or a stock below zero.
+    """
+    from models.rewards import Reward, Voucher
+
+    problems: list[str] = []
+    rows = db.session.scalars(select(PointsPosting).order_by(PointsPosting.user_id, PointsPosting.created_at, PointsPosting.id))
+    by_user: dict[int, list[PointsPosting]] = {}
+    for posting in rows:
+        by_user.setdefault(posting.user_id, []).append(posting)
+    count = 0
+    for user_id, postings in by_user.items():
+        count += len(postings)
+        running = 0
+        for posting in postings:
+            running += posting.points
+            if running < 0:
+                problems.append(f"member {user_id}: balance {running} after posting {posting.id}")
+                break
+        _, deficit = replay(postings)
+        if deficit:
+            problems.append(f"member {user_id}: {deficit} points debited with nothing to consume")
+    keys = {(p.user_id, p.key): p for ps in by_user.values() for p in ps}
+    for voucher in db.session.scalars(select(Voucher)):
+        paid = keys.get((voucher.user_id, f"redeem:{voucher.nonce}"))
+        if paid is None or paid.points != -voucher.points_paid:
+            problems.append(f"voucher {voucher.code}: payment of {voucher.points_paid} points not in the ledger")
+        if voucher.state == "void" and keys.get((voucher.user_id, f"void:{voucher.id}")) is None:
+            problems.append(f"voucher {voucher.code}: cancelled without a refund")
+    for reward in db.session.scalars(select(Reward).where(Reward.stock < 0)):
+        problems.append(f"reward {reward.id}: stock {reward.stock}")
+    return len(by_user), count, problems

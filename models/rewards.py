@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import (CheckConstraint, Column, ForeignKey, String, Table, UniqueConstraint, func, select,
                         update)
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from models import N_, DomainError, db
 from models.levels import level_of
@@ -69,6 +69,20 @@ class Reward(db.Model):
         from flask_babel import get_locale
 
         return self.title_en if self.title_en and str(get_locale() or "zh").startswith("en") else self.title
+
+    def move_stock(self, delta: int) -> None:
+        """Add DELTA units (negative to remove) in one conditional UPDATE, so redemptions made
+        meanwhile are kept; raises DomainError instead of going below zero."""
+        if not delta:
+            return
+        moved = db.session.execute(
+            update(Reward).where(Reward.id == self.id, Reward.stock + delta >= 0)
+            .values(stock=Reward.stock + delta).execution_options(synchronize_session=False)
+        )
+        db.session.refresh(self, ["stock"])
+        if moved.rowcount != 1:
+            raise DomainError(N_("The stock changed while you were editing: %(stock)s left now. Check and save again."),
+                              stock=self.stock)
 
     def usable_stores(self):
         """The stores that accept this reward: those listed, else all of the partner's."""
@@ -164,6 +178,24 @@ class Voucher(db.Model):
     def last_day(self):
         """The last Shanghai day the voucher can be used."""
         return shanghai_day(self.expires_at - timedelta(seconds=1))
+
+    @classmethod
+    def of_member(cls, member) -> list[Voucher]:
+        """MEMBER's vouchers, newest first, with reward, partner and used store in one query."""
+        query = (
+            select(cls)
+            .where(cls.user_id == member.id)
+            .options(joinedload(cls.reward).joinedload(Reward.partner), joinedload(cls.used_store))
+            .order_by(cls.issued_at.desc(), cls.id.desc())
+        )
+        return list(db.session.scalars(query).unique())
+
+    @classmethod
+    def owned_by(cls, member, code: str) -> Voucher | None:
+        """MEMBER's voucher with CODE; another member's is as absent as an unknown one."""
+        return db.session.scalar(
+            select(cls).where(cls.code == code, cls.user_id == member.id).options(joinedload(cls.used_store))
+        )
 
     @classmethod
     def by_code(cls, typed: str) -> Voucher | None:
@@ -278,14 +310,16 @@ def void_voucher(voucher: Voucher, actor, reason: str, now: datetime | None = No
 
     reason = (reason or "").strip()
     if not reason:
-        raise DomainError(N_("Give a reason for the adjustment."))
+        raise DomainError(N_("Give a reason for cancelling the voucher."))
     now = now or utcnow()
     won = db.session.execute(
-        update(Voucher).where(Voucher.id == voucher.id, Voucher.state == "issued").values(state="void", voided_at=now)
+        update(Voucher)
+        .where(Voucher.id == voucher.id, Voucher.state == "issued", Voucher.expires_at > now)
+        .values(state="void", voided_at=now)
     )
     db.session.refresh(voucher)
-    if won.rowcount != 1:
-        raise DomainError(N_("Only an unused voucher can be cancelled."))
+    if won.rowcount != 1:  # used, already void, or expired: an expired voucher is never refunded
+        raise DomainError(N_("Only an unused voucher that has not expired can be cancelled."))
     db.session.execute(update(Reward).where(Reward.id == voucher.reward_id).values(stock=Reward.stock + 1))
     refund(voucher.user, voucher.points_paid, cause=voucher, key=f"void:{voucher.id}", reason=N_("Voucher cancelled"),
            now=now)

@@ -103,7 +103,7 @@ def _empty_tables():
 
 
 @pytest.fixture(autouse=True)
-def _clean_db(app):
+def _clean_db(app, request):
     """Each test starts with empty tables and a fresh session."""
     ctx = app.app_context()
     ctx.push()
@@ -117,6 +117,13 @@ def _clean_db(app):
     runner.failures.clear()
     yield
     db.session.remove()
+    if "corrupts_ledger" not in request.keywords:
+        # Whatever a test did through the app, the ledger it leaves must verify clean.
+        from models.points import verify_ledger
+
+        problems = verify_ledger()[2]
+        db.session.remove()
+        assert problems == [], f"points verify after {request.node.name}: {problems}"
     _empty_tables()
     ctx.pop()
 

@@ -223,3 +223,36 @@ def test_self_referral_and_one_device_accounts_get_nothing(factories):
     assert qualify_referral(second) is False, "one device, one referral"
     db.session.commit()
     assert balance_of(inviter) == EarningRule.get("referral").points
+
+
+def test_points_verify_reports_zero_mismatches_after_seed_demo(runner):
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    result = runner.invoke(args=["points", "verify"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(": 0 mismatches")
+    assert "checked 45 members" in result.output
+
+
+@pytest.mark.corrupts_ledger
+def test_points_verify_catches_a_debit_with_nothing_behind_it(runner, factories):
+    from sqlalchemy import insert
+
+    member = factories.user()
+    award(member, "comment", key="c", now=T0)
+    db.session.execute(insert(PointsPosting).values(
+        user_id=member.id, kind="spend", points=-50, reason="forged", key="forged", day=T0.date(), created_at=T0 + timedelta(hours=1)))
+    db.session.commit()
+    result = runner.invoke(args=["points", "verify"])
+    assert result.exit_code == 1
+    assert f"member {member.id}: balance -48" in result.output
+    assert "48 points debited with nothing to consume" in result.output
+
+
+def test_points_grant_cli(runner, factories):
+    member = factories.user(login="member@example.com")
+    result = runner.invoke(args=["points", "grant", "member@example.com", "300", "--reason", "线下活动补发"])
+    assert result.exit_code == 0 and "balance 300" in result.output
+    result = runner.invoke(args=["points", "grant", "member@example.com", "--reason", "x", "--", "-500"])
+    assert result.exit_code != 0 and "below zero" in result.output
+    assert balance_of(member) == 300
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "points.adjust")).actor_id is None

@@ -24,6 +24,8 @@ ROUTES = {
     "/c/<slug>": ALL,
     "/events": ALL,
     "/rewards": ALL,
+    "/rewards/<int:reward_id>": ALL,
+    "/i/<code>": ALL,
     "/auth/signup": ALL,  # signed-in accounts are sent home
     "/auth/login": ALL,
     "/auth/password": SIGNED_IN,
@@ -33,13 +35,28 @@ ROUTES = {
     "/me/unread-badge": SIGNED_IN,
     "/me/points": SIGNED_IN,
     "/me/vouchers": SIGNED_IN,
+    "/me/vouchers/<code>": SIGNED_IN,  # the member's own voucher; another's is a 404 (test_member_vouchers)
+    "/me/vouchers/<code>.pdf": SIGNED_IN,
     "/me/tickets": SIGNED_IN,
     "/me/garage": SIGNED_IN,
     "/me/privacy": SIGNED_IN,
     "/partner": {"partner", "admin"},
+    "/partner/lookup": {"partner", "admin"},  # without a code: back to /partner
+    # Staff of the voucher's own partner (the matrix's partner works for world.partner); another
+    # partner's staff get a 404 (test_partner).
+    "/partner/v/<path:code>": {"partner", "admin"},
+    "/partner/statement": {"partner", "admin"},
     "/admin": {"admin"},
     "/admin/roles": {"admin"},
     "/admin/audit": {"admin"},
+    "/admin/partners": {"admin"},
+    "/admin/partners/<int:partner_id>": {"admin"},
+    "/admin/stores/<int:store_id>/edit": {"admin"},
+    "/admin/rewards": {"admin"},
+    "/admin/rewards/new": {"admin"},
+    "/admin/rewards/<int:reward_id>/edit": {"admin"},
+    "/admin/points": {"admin"},
+    "/admin/vouchers": {"admin"},
 }
 
 
@@ -57,11 +74,43 @@ def world(factories, communities):
     """One of each thing a parameterised route can point at."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(communities=communities)
+    from models import Reward
+
+    partner = factories.partner("示例洗车")
+    reward = Reward(partner_id=partner.id, kind="wash", title="精洗一次", points_price=100, stock=5)
+    db.session.add(reward)
+    db.session.commit()
+    from tests.test_vouchers_pdf import issue_voucher
+
+    world = SimpleNamespace(communities=communities, partner=partner, reward=reward,
+                            voucher=issue_voucher(factories, partner=partner))
+    # Voucher pages show only one's own voucher: the account made next (by `client_for`) gets
+    # one of world.partner, issued the real way (so `points verify` finds its payment).
+    make_user = factories.user
+
+    def user_owning_a_voucher(*args, **kwargs):
+        user = make_user(*args, **kwargs)
+        world.voucher = issue_voucher(factories, member=user, partner=partner)
+        return user
+
+    factories.user = user_owning_a_voucher
+    return world
 
 
 def example_path(rule: str, world) -> str:
     """A concrete URL for RULE, pointing at something that exists in WORLD."""
+    examples = {
+        "/i/<code>": lambda: "/i/1",
+        "/rewards/<int:reward_id>": lambda: f"/rewards/{world.reward.id}",
+        "/me/vouchers/<code>": lambda: f"/me/vouchers/{world.voucher.code}",
+        "/me/vouchers/<code>.pdf": lambda: f"/me/vouchers/{world.voucher.code}.pdf",
+        "/partner/v/<path:code>": lambda: f"/partner/v/{world.voucher.code}",
+        "/admin/partners/<int:partner_id>": lambda: f"/admin/partners/{world.partner.id}",
+        "/admin/stores/<int:store_id>/edit": lambda: f"/admin/stores/{world.partner.stores[0].id}/edit",
+        "/admin/rewards/<int:reward_id>/edit": lambda: f"/admin/rewards/{world.reward.id}/edit",
+    }
+    if rule in examples:
+        return examples[rule]()
     return rule.replace("<slug>", "ev")
 
 
@@ -70,7 +119,9 @@ def client_for(app, factories, world):
     def make(role):
         if role == "visitor":
             return app.test_client()
-        return app.test_client(user=factories.user(role=None if role == "member" else role))
+        # The matrix's partner staff work for world.partner, so its voucher is theirs to validate.
+        scope = {"partner": world.partner} if role == "partner" else {}
+        return app.test_client(user=factories.user(role=None if role == "member" else role, **scope))
 
     return make
 
@@ -78,8 +129,9 @@ def client_for(app, factories, world):
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("rule", sorted(ROUTES))
 def test_access_matrix(client_for, world, role, rule):
+    client = client_for(role)  # first: the account it makes gets world.voucher
     path = example_path(rule, world)
-    response = client_for(role).get(path)
+    response = client.get(path)
     allowed = role in ROUTES[rule]
     if allowed:
         assert response.status_code in (200, 302), f"{role} should open {path}"

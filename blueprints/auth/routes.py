@@ -1,6 +1,7 @@
 """Sign up, log in, log out, password change and mobile verification."""
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -12,6 +13,7 @@ from blueprints.auth.forms import CodeForm, LoginForm, PasswordForm, PhoneForm, 
 from blueprints.web import domain_message, render
 from models import DomainError, SmsCode, User, db, notify
 from models.accounts import mask_phone, normalise_login
+from models.referrals import record_invitation
 from models.types import utcnow
 from services.jobs import enqueue
 from services.tasks import send_sms_code
@@ -20,6 +22,19 @@ bp = Blueprint("auth", __name__)
 
 # Form views validate the CSRF token through FlaskForm, so an expired token re-renders the
 # form with what was typed and a clear message instead of a bare 400 page.
+
+
+DEVICE_COOKIE = "cy_device"
+
+
+def device_id() -> str:
+    """This browser's long-lived random id (the referral heuristic compares them)."""
+    value = request.cookies.get(DEVICE_COOKIE, "")
+    return value if len(value) == 32 and value.isalnum() else secrets.token_hex(16)
+
+
+def remember_device(response, value: str) -> None:
+    response.set_cookie(DEVICE_COOKIE, value, max_age=60 * 60 * 24 * 365 * 2, samesite="Lax", httponly=True)
 
 
 def _safe_next(default: str) -> str:
@@ -37,7 +52,7 @@ def signup():
     """Create an account with an e-mail address or a mobile number."""
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
-    form = SignupForm(invite=request.args.get("invite", ""))
+    form = SignupForm(invite=request.args.get("invite") or request.cookies.get("invite", ""))
     if form.validate_on_submit():
         kind, value = form.login.kind, form.login.canonical
         if User.login_taken(kind, value):
@@ -56,16 +71,22 @@ def signup():
                 **{kind: value},
             )
             user.set_password(form.password.data)
+            user.signup_device = device_id()
             db.session.add(user)
             db.session.flush()
+            record_invitation(user, form.invite.data)
             notify(user, "welcome", {"nickname": user.nickname}, link=url_for("communities.index"))
             db.session.commit()
             login_user(user)
             if kind == "phone":
                 flash(_("Welcome! Verify your mobile number to post and comment."), "success")
-                return redirect(url_for("auth.phone"))
-            flash(_("Welcome to Cheyou! Join the communities that fit you."), "success")
-            return redirect(url_for("communities.index"))
+                response = redirect(url_for("auth.phone"))
+            else:
+                flash(_("Welcome to Cheyou! Join the communities that fit you."), "success")
+                response = redirect(url_for("communities.index"))
+            remember_device(response, user.signup_device)
+            response.delete_cookie("invite")
+            return response
     return render_template("auth/signup.html", form=form), 422 if request.method == "POST" else 200
 
 

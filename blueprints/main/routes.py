@@ -10,6 +10,7 @@ from blueprints.i18n import LOCALES
 from blueprints.web import asset_version, static_version
 from models import Community, db
 from models.communities import member_community_ids
+from models.referrals import inviter_for
 
 bp = Blueprint("main", __name__)
 
@@ -124,6 +125,15 @@ def set_language():
     return response
 
 
+@bp.get("/i/<code>")
+def invite(code):
+    """A member's invite link: remember the inviter for the signup form, then show it."""
+    response = redirect(url_for("auth.signup", invite=code))
+    if inviter_for(code) is not None and not current_user.is_authenticated:
+        response.set_cookie("invite", code, max_age=60 * 60 * 24 * 30, samesite="Lax", httponly=True)
+    return response
+
+
 def coming_soon(title: str, blurb: str):
     """The friendly page a tab shows until its capability lands."""
     return render_template("main/coming_soon.html", title=title, blurb=blurb)
@@ -133,9 +143,3 @@ def coming_soon(title: str, blurb: str):
 def events():
     """Offline meetups (activity tab) — lands with the events capability."""
     return coming_soon(_("Events"), _("Meetups, road trips and modding days near you are on their way. Join a community now so you hear first."))
-
-
-@bp.get("/rewards")
-def rewards():
-    """Rewards catalogue (points tab) — lands with the loyalty capability."""
-    return coming_soon(_("Points & rewards"), _("Earn points by taking part and swap them for car wash, maintenance and inspection vouchers. Coming soon."))

@@ -1,14 +1,19 @@
 """The member's own pages: profile, inbox, and the tabs of capabilities still to come."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from blueprints.access import wants_fragment
 from blueprints.main.routes import coming_soon
 from blueprints.web import render
-from models import Community, Notification, db
+from models import Community, EarningRule, Notification, db
 from models.communities import member_community_ids
+from models.levels import Level, level_of
+from models.points import balance_of, check_in, checked_in_today, checkin_streak, expiring_soon, history
+from models.referrals import invite_code
+from models.types import shanghai_day
 
 bp = Blueprint("me", __name__)
 
@@ -24,7 +29,7 @@ def index():
     """Profile: account, verification, communities, roles."""
     joined = member_community_ids(current_user)
     communities = [c for c in Community.all_ordered() if c.id in joined]
-    return render_template("me/index.html", communities=communities)
+    return render_template("me/index.html", communities=communities, **points_summary(current_user))
 
 
 @bp.get("/notifications")
@@ -69,12 +74,40 @@ def unread_badge():
 
 @bp.get("/points")
 def points():
-    return coming_soon(_("My points"), _("Your points history, what expires when, and daily check-in arrive with the loyalty programme."))
+    """积分: balance, level and progress, what expires when, check-in, the ledger, how to earn."""
+    before = request.args.get("before", type=int)
+    postings = history(current_user, before_id=before, size=20)
+    next_before = postings[-1].id if len(postings) == 20 else None
+    if before:
+        return render("me/points.html", "me/_ledger_page.html", postings=postings, next_before=next_before)
+    return render_template("me/points.html", postings=postings, next_before=next_before, ladder=Level.ladder(),
+                           rules=EarningRule.query_active(), invite_url=url_for("main.invite", code=invite_code(current_user), _external=True),
+                           **points_summary(current_user))
 
 
-@bp.get("/vouchers")
-def vouchers():
-    return coming_soon(_("My vouchers"), _("Service vouchers you redeem with points will be listed here."))
+@bp.post("/checkin")
+def checkin():
+    """Today's check-in (签到), in place."""
+    result = check_in(current_user)
+    db.session.commit()
+    response = render("me/points.html", "me/_points_card.html", checkin=result, **points_summary(current_user))
+    if not result.already:
+        response.headers["HX-Trigger"] = "points-changed"
+    if not wants_fragment():
+        return redirect(request.referrer if request.referrer and "/me" in request.referrer else url_for("me.points"))
+    return response
+
+
+def points_summary(member) -> dict:
+    """What the points card shows: balance, level and progress, the soonest expiry, today's check-in."""
+    day = shanghai_day()
+    return {
+        "balance": balance_of(member),
+        "level": level_of(member),
+        "expiring": expiring_soon(member),
+        "checked_in": checked_in_today(member),
+        "streak": checkin_streak(member, day),
+    }
 
 
 @bp.get("/tickets")

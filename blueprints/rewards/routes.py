@@ -1,0 +1,66 @@
+"""The rewards catalogue (积分商城) and redeeming points for a partner's service voucher."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from blueprints.access import wants_fragment
+from blueprints.web import domain_message, render
+from models import Community, DomainError, Reward, db
+from models.levels import level_of
+from models.points import balance_of
+from models.rewards import REWARD_KINDS, new_nonce, redeem as redeem_reward
+
+bp = Blueprint("rewards", __name__)
+
+
+def _member_status():
+    """(level number, balance) of the viewer, or (None, None) for a visitor."""
+    if not current_user.is_authenticated:
+        return None, None
+    return level_of(current_user).number, balance_of(current_user)
+
+
+@bp.get("")
+def index():
+    """The catalogue, filtered by kind and community; shows what the member can afford."""
+    kind = request.args.get("kind") if request.args.get("kind") in REWARD_KINDS else None
+    slug = request.args.get("community") or None
+    community = db.session.scalar(db.select(Community).where(Community.slug == slug)) if slug else None
+    rewards = Reward.catalogue(kind=kind, community_id=community.id if community else None)
+    level, balance = _member_status()
+    return render("rewards/index.html", "rewards/_list.html", rewards=rewards, kind=kind, kinds=REWARD_KINDS,
+                  community=community, communities=Community.all_ordered(), level=level, balance=balance)
+
+
+@bp.get("/<int:reward_id>")
+def show(reward_id):
+    """A reward: what it is, where it is accepted, its terms, and the redeem button."""
+    reward = db.get_or_404(Reward, reward_id)
+    if not reward.active:
+        abort(404)
+    level, balance = _member_status()
+    return render_template("rewards/show.html", reward=reward, level=level, balance=balance, nonce=new_nonce(),
+                           error=None)
+
+
+@bp.post("/<int:reward_id>/redeem")
+@login_required
+def redeem(reward_id):
+    """Debit the points and issue the voucher; the form's nonce makes a repeat return the same one."""
+    reward = db.get_or_404(Reward, reward_id)
+    try:
+        voucher = redeem_reward(current_user, reward.id, request.form.get("nonce", ""))
+    except DomainError as error:
+        db.session.rollback()
+        level, balance = _member_status()
+        return render("rewards/show.html", "rewards/_redeem.html", status=422, reward=reward, level=level,
+                      balance=balance, nonce=new_nonce(), error=domain_message(error))
+    db.session.commit()
+    if not wants_fragment():
+        return redirect(url_for("me.voucher", code=voucher.code), 303)
+    level, balance = _member_status()
+    response = render("rewards/show.html", "rewards/_redeem.html", reward=reward, level=level, balance=balance,
+                      nonce=new_nonce(), error=None, voucher=voucher)
+    response.headers["HX-Trigger"] = "points-changed"
+    return response
