@@ -256,3 +256,75 @@ def test_points_grant_cli(runner, factories):
     assert result.exit_code != 0 and "below zero" in result.output
     assert balance_of(member) == 300
     assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "points.adjust")).actor_id is None
+
+
+def test_check_in_button_on_me_and_the_points_tab_works_in_place(login_as, factories):
+    member = factories.user()
+    client = login_as(member)
+    for page in ("/me", "/rewards", "/me/points"):
+        assert 'action="/me/checkin"' in client.get(page).get_data(as_text=True)
+    response = client.post("/me/checkin", headers={"HX-Request": "true"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and body.lstrip().startswith('<section class="card points-card" id="points-card">')
+    assert "签到成功" in body or "+5" in body
+    assert response.headers["HX-Trigger"] == "points-changed"
+    again = client.post("/me/checkin", headers={"HX-Request": "true"})
+    assert "HX-Trigger" not in again.headers and 'action="/me/checkin"' not in again.get_data(as_text=True)
+    assert balance_of(member) == 5
+
+
+def test_points_page_lists_the_ledger_with_reasons_and_pages(login_as, factories):
+    member = factories.user()
+    for i in range(25):
+        award(member, "comment", key=f"c{i}", now=T0 + timedelta(days=i))
+    db.session.commit()
+    client = login_as(member)
+    body = client.get("/me/points").get_data(as_text=True)
+    assert body.count('class="posting credit"') == 20 and "发表评论" in body
+    assert 'hx-trigger="revealed"' in body
+    assert "Lv.5" in body, "the page shows what each level gives"
+    oldest = min(p.id for p in db.session.scalars(select(PointsPosting)).all()[-20:])
+    more = client.get(f"/me/points?before={oldest}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert more.count('class="posting credit"') == 5 and "<html" not in more
+
+
+def test_invite_link_records_the_inviter_at_signup(client, factories, communities):
+    inviter = factories.user(nickname="老司机")
+    response = client.get(f"/i/{invite_code(inviter)}")
+    assert response.status_code == 302 and "/auth/signup" in response.headers["Location"]
+    response = client.post("/auth/signup", data={"login": "friend@example.com", "nickname": "新朋友",
+                                                 "password": "Abcdef123", "consent": "y"})
+    assert response.status_code == 302
+    assert "cy_device=" in " ".join(response.headers.getlist("Set-Cookie"))
+    from models import User
+
+    friend = User.find_by_login("friend@example.com")
+    assert friend.invited_by_id == inviter.id and friend.signup_device and len(friend.signup_device) == 32
+
+
+def test_expiry_job_writes_off_old_points(app, factories):
+    from services.tasks import expire_points
+
+    member = factories.user()
+    award(member, "story_featured", key="old", now=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    award(member, "comment", key="new")
+    db.session.commit()
+    expire_points()
+    db.session.expire_all()
+    assert balance_of(member) == 2
+    assert db.session.scalar(select(PointsPosting).where(PointsPosting.kind == "expire")).points == -100
+
+
+def test_level_refresh_job_tells_members_whose_level_fell(app, factories):
+    from models.types import utcnow
+    from services.tasks import refresh_levels
+
+    member = factories.user()
+    for i in range(2):
+        award(member, "story_featured", key=f"f{i}", now=utcnow() - timedelta(days=366))
+    db.session.commit()
+    assert member.level_number == 2
+    refresh_levels()
+    db.session.expire_all()
+    down = db.session.scalar(select(Notification).where(Notification.kind == "level_down"))
+    assert down is not None and down.params == {"level": "Lv.1"}

@@ -169,3 +169,26 @@ def test_an_expired_voucher_is_never_refunded(factories, make_reward):
         void_voucher(voucher, admin, "客户要求", now=utcnow() + timedelta(days=3))
     db.session.rollback()
     assert balance_of(member) == 0 and db.session.get(Voucher, voucher.id).state == "issued"
+
+
+def test_voucher_sweep_expires_and_reminds_three_days_ahead(factories, make_reward):
+    from datetime import timedelta
+
+    from models.rewards import redeem as redeem_voucher
+    from models.types import utcnow
+    from services.tasks import sweep_vouchers
+
+    member = factories.user()
+    refund(member, 300, key="seed", reason="test points", now=utcnow() - timedelta(days=10))
+    soon = redeem_voucher(member, make_reward(validity_days=2).id, new_nonce())
+    later = redeem_voucher(member, make_reward(validity_days=30).id, new_nonce())
+    old = redeem_voucher(member, make_reward(validity_days=1).id, new_nonce(), now=utcnow() - timedelta(days=5))
+    db.session.commit()
+    sweep_vouchers()
+    sweep_vouchers()  # a second run reminds nobody twice
+    db.session.expire_all()
+    assert db.session.get(Voucher, old.id).state == "expired"
+    assert db.session.get(Voucher, soon.id).state == "issued" and db.session.get(Voucher, later.id).state == "issued"
+    reminders = db.session.scalars(select(Notification).where(Notification.kind == "voucher_expiring")).all()
+    assert [n.link for n in reminders] == [f"/me/vouchers/{soon.code}"]
+    assert balance_of(member) == 0, "an expired voucher is not refunded"

@@ -5,6 +5,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from blueprints.access import wants_fragment
+from blueprints.me.routes import points_summary
 from blueprints.web import domain_message, render
 from models import Community, DomainError, Reward, db
 from models.levels import level_of
@@ -29,8 +30,10 @@ def index():
     community = db.session.scalar(db.select(Community).where(Community.slug == slug)) if slug else None
     rewards = Reward.catalogue(kind=kind, community_id=community.id if community else None)
     level, balance = _member_status()
+    summary = points_summary(current_user) if current_user.is_authenticated else None
     return render("rewards/index.html", "rewards/_list.html", rewards=rewards, kind=kind, kinds=REWARD_KINDS,
-                  community=community, communities=Community.all_ordered(), level=level, balance=balance)
+                  community=community, communities=Community.all_ordered(), level=level, balance=balance,
+                  summary=summary)
 
 
 @bp.get("/<int:reward_id>")

@@ -129,7 +129,7 @@ def test_home_fits_a_phone_screen(page, factories, console_errors):
 TAP_TARGETS = ".tabbar a, .topbar a, main .button, main button, main input:not([type=hidden]), main select, .menu a, .site-footer a, .site-footer button"
 
 
-@pytest.mark.parametrize("path", ["/", "/c/ev", "/me", "/me/notifications", "/auth/phone"])
+@pytest.mark.parametrize("path", ["/", "/c/ev", "/me", "/me/notifications", "/auth/phone", "/rewards", "/me/points", "/me/vouchers"])
 def test_tap_targets_are_at_least_44px(page, factories, path):
     """Every control a thumb aims at is at least 44 CSS px tall (and wide) on a phone."""
     factories.communities()
