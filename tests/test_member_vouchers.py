@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from html.parser import HTMLParser
 from urllib.parse import quote
 
 import pytest
@@ -14,6 +13,7 @@ from models import Voucher, db
 from models.rewards import use_voucher, void_voucher
 from models.types import utcnow
 from services.qr import validation_url
+from tests.html import assert_no_inline_code
 from tests.test_vouchers_pdf import decode_qr, issue_voucher
 
 
@@ -41,42 +41,6 @@ def make_void(factories, voucher) -> Voucher:
     void_voucher(voucher, factories.user(role="admin"), "合作门店停业")
     db.session.commit()
     return voucher
-
-
-class Tags(HTMLParser):
-    """Every start tag with its attributes, and any text inside <script>/<style>."""
-
-    def __init__(self, html: str):
-        super().__init__()
-        self.tags: list[tuple[str, dict]] = []
-        self.inline_code: list[str] = []
-        self._open = None
-        self.feed(html)
-        self.close()
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-        if tag in ("script", "style"):
-            self._open = tag
-
-    def handle_endtag(self, tag):
-        if tag == self._open:
-            self._open = None
-
-    def handle_data(self, data):
-        if self._open and data.strip():
-            self.inline_code.append(data.strip()[:60])
-
-
-def assert_no_inline_code(html: str):
-    tags = Tags(html)
-    assert not tags.inline_code, tags.inline_code
-    for tag, attrs in tags.tags:
-        assert tag != "style", "no <style> element"
-        assert "style" not in attrs, f"inline style on <{tag}>"
-        assert not [a for a in attrs if a.startswith("on") or a.startswith("hx-on")], f"inline handler on <{tag}>"
-        if tag == "script":
-            assert attrs.get("src")
 
 
 # --- the list -------------------------------------------------------------------------------

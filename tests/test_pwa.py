@@ -5,10 +5,11 @@ import io
 import json
 import re
 import uuid
-from html.parser import HTMLParser
 from pathlib import Path
 
 from PIL import Image
+
+from tests.html import assert_no_inline_code
 
 
 def _manifest(client):
@@ -27,36 +28,6 @@ def _sw_version(body: str) -> str:
     match = re.search(r'const VERSION = "([^"]+)";', body)
     assert match, "the service worker declares its version"
     return match.group(1)
-
-
-class _Tags(HTMLParser):
-    """Collects every start tag with its attributes, and the text inside <script>/<style>."""
-
-    def __init__(self):
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.inline_code: list[str] = []
-        self._open: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-        if tag in ("script", "style"):
-            self._open = tag
-
-    def handle_endtag(self, tag):
-        if tag == self._open:
-            self._open = None
-
-    def handle_data(self, data):
-        if self._open and data.strip():
-            self.inline_code.append(f"<{self._open}>{data.strip()[:60]}")
-
-
-def _tags(html: str) -> _Tags:
-    parser = _Tags()
-    parser.feed(html)
-    parser.close()
-    return parser
 
 
 # --- manifest -------------------------------------------------------------------------------
@@ -183,17 +154,9 @@ def test_visitor_pages_may_be_cached_but_vary_on_cookie(client, communities):
 
 def test_layout_links_the_manifest_and_has_no_inline_code(client, communities):
     html = client.get("/").get_data(as_text=True)
-    tags = _tags(html)
+    tags = assert_no_inline_code(html)
     links = [attrs for tag, attrs in tags.tags if tag == "link"]
     assert any(a.get("rel") == "manifest" and a.get("href") == "/manifest.webmanifest" for a in links)
-    assert not tags.inline_code, tags.inline_code
-    assert not [tag for tag, _a in tags.tags if tag == "style"]
-    for tag, attrs in tags.tags:
-        if tag == "script":
-            assert attrs.get("src"), "every script is a file"
-        assert "style" not in attrs, f"inline style on <{tag}>"
-        handlers = [name for name in attrs if name.startswith("on") or name.startswith("hx-on")]
-        assert not handlers, f"inline handler {handlers} on <{tag}>"
 
 
 def test_offline_page_carries_nothing_personal(login_as, factories):

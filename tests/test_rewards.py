@@ -192,3 +192,18 @@ def test_voucher_sweep_expires_and_reminds_three_days_ahead(factories, make_rewa
     reminders = db.session.scalars(select(Notification).where(Notification.kind == "voucher_expiring")).all()
     assert [n.link for n in reminders] == [f"/me/vouchers/{soon.code}"]
     assert balance_of(member) == 0, "an expired voucher is not refunded"
+
+
+def test_catalogue_runs_a_constant_number_of_queries(login_as, factories, make_reward, count_queries):
+    client = login_as(rich_member(factories, 1))
+
+    def queries():
+        with count_queries() as counter:
+            assert client.get("/rewards").status_code == 200
+        return counter["n"]
+
+    make_reward(title="一")
+    few = queries()
+    for i in range(10):
+        make_reward(title=f"券{i}", kind=("wash", "inspection")[i % 2])
+    assert queries() == few

@@ -29,8 +29,8 @@ def index():
     slug = request.args.get("community") or None
     community = db.session.scalar(db.select(Community).where(Community.slug == slug)) if slug else None
     rewards = Reward.catalogue(kind=kind, community_id=community.id if community else None)
-    level, balance = _member_status()
     summary = points_summary(current_user) if current_user.is_authenticated else None
+    level, balance = (summary["level"].number, summary["balance"]) if summary else (None, None)
     return render("rewards/index.html", "rewards/_list.html", rewards=rewards, kind=kind, kinds=REWARD_KINDS,
                   community=community, communities=Community.all_ordered(), level=level, balance=balance,
                   summary=summary)
