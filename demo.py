@@ -147,8 +147,68 @@ def seed() -> bool:
         notify(user, "welcome", {"nickname": user.nickname}, link="/communities", dedupe_key="welcome")
     db.session.flush()
     seed_loyalty(rng, staff, members, partners, communities)
+    seed_stories(rng, staff + members, communities)
     db.session.commit()
     return True
+
+
+STORIES = {
+    "ev": [
+        ("三年 6 万公里的二手电车，电池还剩多少？", "买的时候 SOH 92%，现在 **89%**。\n\n- 每月一次慢充到 100% 校准\n- 夏天尽量地库停车\n\n冬天续航掉两成左右，心里有数就不慌。", ["tips"]),
+        ("看车时怎么查电池健康？", "卖家说电池没问题，我该看哪些数据？有没有靠谱的检测店推荐？", ["question"]),
+    ],
+    "women": [
+        ("一个人去 4S 店保养不被坑的 5 个办法", "1. 先查保养手册\n2. 只做手册上的项目\n3. 旧件要回来看\n\n姐妹们有补充的欢迎留言～", ["traps", "tips"]),
+        ("夜里高速爆胎，我是怎么处理的", "双闪、靠右、放三角牌、人到护栏外。**先保证人安全**，车坏了可以修。", ["tips"]),
+    ],
+    "modding": [
+        ("原厂轮毂换 18 寸，年检过了", "选的是同 ET 值的锻造轮毂，轮胎外径差控制在 2% 内，年检一次过。附作业图。", ["build"]),
+    ],
+    "newcomers": [
+        ("第一次买二手车，我踩过的坑", "- 没查出险记录\n- 只看了里程表\n- 合同没写清楚过户时间\n\n后来才知道要查 **维保记录**。", ["purchase", "traps"]),
+        ("5 万预算买什么代步车好？", "通勤 30 公里，偶尔回老家，求推荐！", ["question"]),
+    ],
+}
+
+
+def _demo_photo(rng) -> bytes:
+    """A soft two-colour gradient standing in for a member's photo."""
+    import io
+
+    from PIL import Image
+
+    top, bottom = [tuple(rng.randint(40, 220) for _ in range(3)) for _ in range(2)]
+    image = Image.new("RGB", (1200, 900))
+    for y in range(900):
+        t = y / 899
+        image.paste(tuple(int(a + (b - a) * t) for a, b in zip(top, bottom)), (0, y, 1200, y + 1))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def seed_stories(rng, people, communities) -> None:
+    """A few stories in each community, some with a photo, from verified members."""
+    from models.stories import NewPhoto, StoryInput, save_story
+    from services.images import process_upload, store_photo
+    from services.storage import get_storage
+
+    storage = get_storage(current_app)
+    writers = [u for u in people if u.phone_verified]
+    now = utcnow()
+    minutes = 0
+    for slug, stories in STORIES.items():
+        for title, body, tags in stories:
+            author = rng.choice(writers)
+            photos = []
+            if rng.random() < 0.6:
+                processed = process_upload(_demo_photo(rng))
+                full, thumb = store_photo(processed, storage, prefix="demo")
+                photos.append(NewPhoto(full, thumb, processed.width, processed.height))
+            story = save_story(author, StoryInput(communities[slug], title, body, tags), publish=True,
+                               new_photos=photos)
+            minutes += rng.randint(30, 600)
+            story.published_at = story.created_at = now - timedelta(minutes=minutes)
 
 
 REWARDS = [

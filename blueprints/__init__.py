@@ -12,6 +12,7 @@ def register_blueprints(app: Flask) -> None:
     from blueprints.me.routes import bp as me_bp
     from blueprints.partner.routes import bp as partner_bp
     from blueprints.rewards.routes import bp as rewards_bp
+    from blueprints.stories.routes import bp as stories_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
@@ -19,4 +20,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(me_bp, url_prefix="/me")
     app.register_blueprint(partner_bp, url_prefix="/partner")
     app.register_blueprint(rewards_bp, url_prefix="/rewards")
+    app.register_blueprint(stories_bp, url_prefix="/stories")
     app.register_blueprint(admin_bp, url_prefix="/admin")

@@ -49,3 +49,5 @@ from models.partners import Partner, Store  # noqa: E402,F401
 from models.levels import EarningRule, Level, level_of  # noqa: E402,F401
 from models.points import PointsPosting, award, spend  # noqa: E402,F401
 from models.rewards import Reward, Voucher  # noqa: E402,F401
+from models.content_filter import ProhibitedWord  # noqa: E402,F401
+from models.stories import Story, StoryPhoto  # noqa: E402,F401

@@ -1,12 +1,15 @@
 """Roles as data, checked in one place: every route × every role, plus the CLI and admin grants."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import select
 
 from models import AuditEntry, Notification, Partner, User, db
 from models.accounts import RoleGrant
 
+_phones = itertools.count(1)
 ROLES = ["visitor", "member", "organizer", "moderator", "partner", "admin"]
 ALL = set(ROLES)
 SIGNED_IN = ALL - {"visitor"}
@@ -25,6 +28,10 @@ ROUTES = {
     "/events": ALL,
     "/rewards": ALL,
     "/rewards/<int:reward_id>": ALL,
+    "/stories/new": SIGNED_IN,
+    "/stories/<int:story_id>": ALL,
+    "/stories/<int:story_id>/edit": set(),  # only the story's author (not one of the matrix's accounts)
+    "/media/<path:key>": ALL,
     "/i/<code>": ALL,
     "/auth/signup": ALL,  # signed-in accounts are sent home
     "/auth/login": ALL,
@@ -82,7 +89,15 @@ def world(factories, communities):
     db.session.commit()
     from tests.test_vouchers_pdf import issue_voucher
 
-    world = SimpleNamespace(communities=communities, partner=partner, reward=reward,
+    from models.stories import NewPhoto, StoryInput, save_story
+    from services.storage import get_storage
+
+    get_storage(factories.app).write("photos/matrix/p.jpg", b"\xff\xd8\xff\xd9")
+    writer = factories.user(login="13800009999", verified=True)
+    story = save_story(writer, StoryInput(communities["ev"], "矩阵里的故事", "这是一篇用于权限测试的故事。", []),
+                       publish=True, new_photos=[NewPhoto("photos/matrix/p.jpg", "photos/matrix/p.jpg", 1, 1)])
+    db.session.commit()
+    world = SimpleNamespace(communities=communities, partner=partner, reward=reward, story=story,
                             voucher=issue_voucher(factories, partner=partner))
     # Voucher pages show only one's own voucher: the account made next (by `client_for`) gets
     # one of world.partner, issued the real way (so `points verify` finds its payment).
@@ -108,6 +123,9 @@ def example_path(rule: str, world) -> str:
         "/admin/partners/<int:partner_id>": lambda: f"/admin/partners/{world.partner.id}",
         "/admin/stores/<int:store_id>/edit": lambda: f"/admin/stores/{world.partner.stores[0].id}/edit",
         "/admin/rewards/<int:reward_id>/edit": lambda: f"/admin/rewards/{world.reward.id}/edit",
+        "/stories/<int:story_id>": lambda: f"/stories/{world.story.id}",
+        "/stories/<int:story_id>/edit": lambda: f"/stories/{world.story.id}/edit",
+        "/media/<path:key>": lambda: "/media/photos/matrix/p.jpg",
     }
     if rule in examples:
         return examples[rule]()
@@ -121,7 +139,10 @@ def client_for(app, factories, world):
             return app.test_client()
         # The matrix's partner staff work for world.partner, so its voucher is theirs to validate.
         scope = {"partner": world.partner} if role == "partner" else {}
-        return app.test_client(user=factories.user(role=None if role == "member" else role, **scope))
+        # Verified mobile accounts, so pages for members who may post open for every role.
+        login = f"137{next(_phones):08d}"
+        return app.test_client(user=factories.user(login=login, verified=True,
+                                                   role=None if role == "member" else role, **scope))
 
     return make
 

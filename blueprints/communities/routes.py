@@ -7,8 +7,10 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from flask_login import current_user, login_required
 
 from blueprints.access import wants_fragment
+from blueprints.web import render
 from models import Community, db
 from models.communities import member_community_ids
+from models.stories import feed
 
 bp = Blueprint("communities", __name__)
 
@@ -27,13 +29,22 @@ def index():
 def show(slug):
     """A community's page: what it is about, who runs it, who joined lately."""
     community = Community.get_by_slug_or_404(slug)
-    return render_template(
+    cursor = request.args.get("cursor")
+    stories, next_cursor = feed(community_ids=[community.id], cursor=cursor)
+    more_url = url_for("communities.show", slug=slug, cursor=next_cursor) if next_cursor else None
+    if cursor and wants_fragment():
+        return render("communities/show.html", "stories/_cards.html", stories=stories, next_cursor=next_cursor,
+                      more_url=more_url)
+    return render(
         "communities/show.html",
         community=community,
         is_member=community.has_member(current_user),
         member_count=community.member_count(),
         recent=community.recent_members(),
         staff=community.staff(),
+        stories=stories,
+        next_cursor=next_cursor,
+        more_url=more_url,
     )
 
 

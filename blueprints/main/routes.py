@@ -1,29 +1,54 @@
 """Home, health, PWA plumbing, language and the pages of capabilities still to come."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import text
 
 from blueprints.i18n import LOCALES
-from blueprints.web import asset_version, static_version
+from blueprints.access import wants_fragment
+from blueprints.web import asset_version, render, static_version
 from models import Community, db
 from models.communities import member_community_ids
 from models.referrals import inviter_for
+from models.stories import feed
+from services.storage import get_storage
 
 bp = Blueprint("main", __name__)
 
 
 @bp.get("/")
 def home():
-    """Members see their communities first; visitors see all of them."""
+    """Members see their communities and the newest stories from them; visitors see everything."""
     communities = Community.all_ordered()
     joined = member_community_ids(current_user)
+    cursor = request.args.get("cursor")
+    stories, next_cursor = feed(community_ids=joined or None, cursor=cursor)
+    more_url = url_for("main.home", cursor=next_cursor) if next_cursor else None
+    if cursor and wants_fragment():
+        return render("main/home.html", "stories/_cards.html", stories=stories, next_cursor=next_cursor, more_url=more_url)
     mine = [c for c in communities if c.id in joined]
     others = [c for c in communities if c.id not in joined]
     counts = Community.member_counts([c.id for c in communities])
-    return render_template("main/home.html", mine=mine, others=others, counts=counts, joined=joined)
+    return render("main/home.html", mine=mine, others=others, counts=counts, joined=joined, stories=stories,
+                  next_cursor=next_cursor, more_url=more_url)
+
+
+@bp.get("/media/<path:key>")
+def media(key):
+    """Uploaded photos: random, never-reused keys, so they are cached for a year."""
+    if not key.startswith("photos/") or not key.endswith(".jpg"):
+        abort(404)
+    storage = get_storage(current_app)
+    try:
+        data = storage.read(key)
+    except (FileNotFoundError, ValueError):
+        abort(404)
+    response = make_response(data)
+    response.mimetype = "image/jpeg"
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
 
 
 @bp.get("/healthz")

@@ -1,0 +1,140 @@
+"""Writing, previewing, editing and reading stories."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from wtforms import SelectChoice
+
+from app import csrf, limiter
+from blueprints.stories.forms import StoryForm
+from blueprints.web import domain_message
+from models import Community, DomainError, Story, db
+from models.communities import member_community_ids
+from models.markup import render_markdown
+from models.stories import MAX_PHOTOS, TAGS, NewPhoto, StoryInput, delete_story, save_story
+from services.images import MAX_BYTES, delete_photo, process_upload, store_photo
+from services.storage import get_storage
+
+bp = Blueprint("stories", __name__)
+
+
+def _per_member():
+    return f"member:{current_user.id}" if current_user.is_authenticated else request.remote_addr
+
+
+def _form(story: Story | None) -> StoryForm:
+    form = StoryForm(obj=story)
+    joined = member_community_ids(current_user)
+    communities = sorted(Community.all_ordered(), key=lambda c: c.id not in joined)
+    form.community.choices = [SelectChoice(c.id, c.display_name) for c in communities]
+    form.tags.choices = [SelectChoice(code, _(label)) for code, label in TAGS.items()]
+    form.remove_photos.choices = [SelectChoice(p.id, str(p.position + 1)) for p in (story.photos if story else [])]
+    if not form.is_submitted():
+        if story is not None:
+            form.community.data = story.community_id
+        else:
+            wanted = request.args.get("community")
+            match = next((c for c in communities if c.slug == wanted), None)
+            form.community.data = match.id if match else (communities[0].id if communities else None)
+    return form
+
+
+def _edit(story: Story | None):
+    """One form for new and existing stories: preview, keep as draft, or publish."""
+    form = _form(story)
+    preview = None
+    if form.validate_on_submit():
+        action = request.form.get("action", "publish")
+        if action == "preview":
+            preview = render_markdown(form.body.data)
+        else:
+            saved = _save(form, story, publish=action == "publish")
+            if saved is not None:
+                if saved.status == "draft":
+                    flash(_("Draft saved. Only you can see it."), "success")
+                    return redirect(url_for("stories.edit", story_id=saved.id))
+                if saved.status == "review":
+                    flash(_("Thanks! A moderator will check your story before it is shown."), "info")
+                else:
+                    flash(_("Your story is published."), "success")
+                return redirect(url_for("stories.show", story_id=saved.id))
+    status = 422 if request.method == "POST" and preview is None else 200
+    return render_template("stories/edit.html", form=form, story=story, preview=preview, max_photos=MAX_PHOTOS), status
+
+
+def _save(form: StoryForm, story: Story | None, publish: bool) -> Story | None:
+    """Process the photos, save the story, commit; on any refusal nothing stays behind, files included."""
+    storage = get_storage(current_app)
+    written: list[str] = []
+    community = db.session.get(Community, form.community.data)
+    try:
+        if community is None:
+            raise DomainError("Choose a community.")
+        uploads = [f for f in request.files.getlist(form.photos.name) if f and f.filename]
+        if len(uploads) + len(story.photos if story else []) - len(form.remove_photos.data or []) > MAX_PHOTOS:
+            raise DomainError("A story has at most %(max)s photos.", max=MAX_PHOTOS)
+        photos = []
+        for upload in uploads:
+            processed = process_upload(upload.read(MAX_BYTES + 1))
+            keys = store_photo(processed, storage, prefix=str(current_user.id))
+            written.extend(keys)
+            photos.append(NewPhoto(keys[0], keys[1], processed.width, processed.height))
+        dropped = {p for p in (story.photos if story else []) if p.id in set(form.remove_photos.data or [])}
+        saved = save_story(current_user, StoryInput(community, form.title.data, form.body.data, form.tags.data or []),
+                           publish=publish, story=story, new_photos=photos, drop_photo_ids={p.id for p in dropped})
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        delete_photo(storage, *written)
+        form.form_errors.append(domain_message(error))
+        return None
+    except Exception:
+        db.session.rollback()
+        delete_photo(storage, *written)
+        raise
+    delete_photo(storage, *[key for p in dropped for key in (p.full_key, p.thumb_key)])
+    return saved
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@csrf.exempt  # FlaskForm checks the token and keeps what was typed
+@login_required
+@limiter.limit("20 per hour", key_func=_per_member, methods=["POST"])
+def create():
+    """Write a story. Only members with a verified mobile number may post (the page says why)."""
+    if not current_user.phone_verified:
+        return render_template("stories/verify_first.html"), 403
+    return _edit(None)
+
+
+@bp.get("/<int:story_id>")
+def show(story_id):
+    """A story: text, photos, author; drafts only for their author."""
+    story = Story.get_visible_or_404(story_id, current_user)
+    return render_template("stories/show.html", story=story, tag_labels=TAGS)
+
+
+@bp.route("/<int:story_id>/edit", methods=["GET", "POST"])
+@csrf.exempt
+@login_required
+@limiter.limit("60 per hour", key_func=_per_member, methods=["POST"])
+def edit(story_id):
+    """Authors edit their own stories (403 for anyone else's)."""
+    story = Story.get_visible_or_404(story_id, current_user)
+    if story.author_id != current_user.id:
+        abort(403)
+    return _edit(story)
+
+
+@bp.post("/<int:story_id>/delete")
+@login_required
+def delete(story_id):
+    """Authors delete their own stories (kept for moderation history, gone from every list)."""
+    story = Story.get_visible_or_404(story_id, current_user)
+    if story.author_id != current_user.id:
+        abort(403)
+    delete_story(story)
+    db.session.commit()
+    flash(_("Your story was deleted."), "info")
+    return redirect(url_for("communities.show", slug=story.community.slug))

@@ -1,0 +1,31 @@
+"""User Markdown to safe HTML: a real CommonMark parser, then an allow-list sanitizer.
+
+Raw HTML in the Markdown is not rendered (markdown-it's `html` option is off) and nh3
+(ammonia) removes anything outside the allow-list afterwards, so a script in a story can
+only ever show up as text. Links get `rel="nofollow ugc noopener"`.
+"""
+from __future__ import annotations
+
+import nh3
+from markdown_it import MarkdownIt
+
+_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable("strikethrough")
+
+ALLOWED_TAGS = {
+    "p", "br", "strong", "em", "del", "s", "blockquote", "ul", "ol", "li", "h3", "h4", "code", "pre", "hr", "a",
+}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
+
+
+def render_markdown(text: str) -> str:
+    """Sanitized HTML for TEXT. Headings are demoted to h3/h4 so a story never outranks the page."""
+    html = _md.render(text or "")
+    for level, shown in ((1, 3), (2, 3), (5, 4), (6, 4)):
+        html = html.replace(f"<h{level}>", f"<h{shown}>").replace(f"</h{level}>", f"</h{shown}>")
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="nofollow ugc noopener",
+    )
