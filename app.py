@@ -65,7 +65,7 @@ class Config:
         self.VAPID_SUBJECT = env("VAPID_SUBJECT", "mailto:ops@cheyou.example")
         self.ICP_NUMBER = env("ICP_NUMBER", "沪ICP备00000000号-1")
         self.SMS_BACKEND = env("SMS_BACKEND", "log")
-        self.FILES_ROOT = env("FILES_ROOT") or None  # generated files (voucher PDFs); default instance/files
+        self.FILES_ROOT = env("FILES_ROOT") or None  # generated files (voucher PDFs); default instance/uploads
         self.JOBS_MODE = env("JOBS_MODE") or ("rq" if self.REDIS_URL else "thread")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         self.RATELIMIT_ENABLED = env("RATELIMIT_ENABLED", "1") != "0"

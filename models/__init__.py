@@ -51,3 +51,6 @@ from models.points import PointsPosting, award, spend  # noqa: E402,F401
 from models.rewards import Reward, Voucher  # noqa: E402,F401
 from models.content_filter import ProhibitedWord  # noqa: E402,F401
 from models.stories import Story, StoryPhoto  # noqa: E402,F401
+from models.engagement import Comment, StoryLike  # noqa: E402,F401
+from models.moderation import Report  # noqa: E402,F401
+from models.search import StoryTerm  # noqa: E402,F401

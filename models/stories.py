@@ -45,6 +45,10 @@ class Story(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # 故事激励计划: a moderator features a story; it is pinned in its community.
+    featured_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    hidden_note: Mapped[str | None] = mapped_column(String(200))
 
     author = relationship("User")
     community = relationship("Community")

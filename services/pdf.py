@@ -19,6 +19,7 @@ import time
 
 from flask import current_app, render_template
 from flask_babel import format_date, get_locale
+from PIL import ImageFile
 from weasyprint.urls import URLFetcher
 
 from services.qr import qr_data_uri, validation_url
@@ -27,6 +28,9 @@ from services.storage import get_storage
 log = logging.getLogger("cheyou.pdf")
 # WeasyPrint logs every rendering step at INFO: keep its warnings (a refused URL), not the steps.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+# WeasyPrint switches Pillow to accept truncated images for the whole process; uploads must
+# keep refusing them (services/images.py checks the bytes too).
+ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 TEMPLATE = "vouchers/pdf.html"
 
@@ -69,6 +73,8 @@ def voucher_html(voucher) -> str:
 def render_pdf(html: str, fetcher: URLFetcher | None = None) -> bytes:
     """HTML as PDF bytes; only `data:` URIs are fetched."""
     from weasyprint import HTML
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # importing WeasyPrint turned it on again
 
     return HTML(string=html, url_fetcher=fetcher or DataOnlyFetcher()).write_pdf()
 

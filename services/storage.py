@@ -1,7 +1,7 @@
 """Where generated files live (voucher PDFs today): a tiny key → bytes store.
 
 Keys are relative POSIX paths such as ``vouchers/ABCD.pdf``. `LocalStorage` keeps them under
-``instance/files/``; a shared store (S3-compatible object storage, a network volume) replaces
+``instance/uploads/``; a shared store (S3-compatible object storage, a network volume) replaces
 it behind the same few methods when the app runs on several machines.
 """
 from __future__ import annotations
@@ -108,9 +108,9 @@ class LocalStorage(Storage):
 
 
 def get_storage(app: Flask) -> Storage:
-    """The app's file store: `FILES_ROOT` from the config, else ``instance/files``."""
+    """The app's file store: `FILES_ROOT` from the config, else ``instance/uploads``."""
     storage = app.extensions.get("storage")
     if storage is None:
-        root = app.config.get("FILES_ROOT") or os.path.join(app.instance_path, "files")
+        root = app.config.get("FILES_ROOT") or os.path.join(app.instance_path, "uploads")
         storage = app.extensions["storage"] = LocalStorage(root)
     return storage

@@ -308,7 +308,7 @@ def test_storage_refuses_a_symlink_out_of_the_root(tmp_path):
 def test_app_storage_lives_under_the_instance_folder(app):
     storage = get_storage(app)
     assert storage is get_storage(app)
-    assert storage.root == Path(app.instance_path).resolve() / "files"
+    assert storage.root == Path(app.instance_path).resolve() / "uploads"
 
 
 def test_stores_listed_on_the_reward_limit_the_pdf(app, factories):

@@ -23,5 +23,5 @@ class StoryForm(FlaskForm):
     ])
     tags = CheckboxesField(_l("Tags"), coerce=str)
     photos = MultipleFileField(_l("Photos (up to 9; JPEG, PNG or WebP, 10 MB each)"),
-                               render_kw={"accept": "image/jpeg,image/png,image/webp,image/heic"})
+                               render_kw={"accept": "image/jpeg,image/png,image/webp"})
     remove_photos = SelectMultipleField(_l("Remove photos"), coerce=int)
