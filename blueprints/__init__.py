@@ -10,6 +10,7 @@ def register_blueprints(app: Flask) -> None:
     from blueprints.communities.routes import bp as communities_bp
     from blueprints.main.routes import bp as main_bp
     from blueprints.me.routes import bp as me_bp
+    from blueprints.moderation.routes import bp as moderation_bp
     from blueprints.partner.routes import bp as partner_bp
     from blueprints.rewards.routes import bp as rewards_bp
     from blueprints.stories.routes import bp as stories_bp
@@ -22,3 +23,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(rewards_bp, url_prefix="/rewards")
     app.register_blueprint(stories_bp, url_prefix="/stories")
     app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(moderation_bp, url_prefix="/moderation")

@@ -1,12 +1,14 @@
 """Likes and comments on stories (one level of replies)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, and_, delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models import db
+from models import N_, DomainError, db
 from models.types import UTCDateTime, utcnow
 
 COMMENT_MAX = 1000
@@ -42,3 +44,122 @@ class Comment(db.Model):
 
     author = relationship("User")
     story = relationship("Story")
+
+
+# -- likes: one row per (story, member); counts are COUNT(*) ---------------------------------
+
+def like_count(story) -> int:
+    return db.session.scalar(select(func.count()).select_from(StoryLike).where(StoryLike.story_id == story.id))
+
+
+def has_liked(story, member) -> bool:
+    if member is None or not getattr(member, "is_authenticated", False):
+        return False
+    return db.session.scalar(
+        select(func.count()).select_from(StoryLike).where(StoryLike.story_id == story.id, StoryLike.user_id == member.id)
+    ) > 0
+
+
+def like(story, member) -> bool:
+    """MEMBER likes STORY (flushes only); True when this call added the like.
+
+    The primary key settles a race: a concurrent second insert fails inside its savepoint.
+    The author earns `like_received` once per (story, liker), never for their own story; the
+    key keeps unlike + like again from paying twice."""
+    from models.points import award
+
+    try:
+        with db.session.begin_nested():
+            db.session.add(StoryLike(story_id=story.id, user_id=member.id))
+    except IntegrityError:
+        return False
+    if member.id != story.author_id:
+        award(story.author, "like_received", cause=story, key=f"like:{story.id}:{member.id}")
+    return True
+
+
+def unlike(story, member) -> bool:
+    """Remove MEMBER's like (flushes only); earned points stay."""
+    result = db.session.execute(
+        delete(StoryLike).where(StoryLike.story_id == story.id, StoryLike.user_id == member.id)
+    )
+    return bool(result.rowcount)
+
+
+# -- comments ---------------------------------------------------------------------------------
+
+def add_comment(story, author, body: str, parent_id: int | None = None) -> Comment:
+    """A comment or a reply (one level: a reply to a reply attaches to its top-level parent).
+
+    Only verified mobile numbers comment; a blocked word refuses, a word under review keeps
+    the comment for its author and moderators. Flushes only."""
+    from models.content_filter import refuse_blocked
+    from models.notifications import notify
+    from models.points import award
+
+    if not author.phone_verified:
+        raise DomainError(N_("Verify your mobile number before you comment."))
+    text = (body or "").strip()
+    if not 1 <= len(text) <= COMMENT_MAX:
+        raise DomainError(N_("A comment has 1 to %(max)s characters; yours has %(count)s."),
+                          max=COMMENT_MAX, count=len(text))
+    verdict = refuse_blocked(text)
+    parent = None
+    if parent_id:
+        parent = db.session.get(Comment, parent_id)
+        if parent is not None and parent.parent_id is not None:
+            parent = db.session.get(Comment, parent.parent_id)
+        if parent is None or parent.story_id != story.id or parent.status != "published":
+            raise DomainError(N_("The comment you reply to is no longer there."))
+    comment = Comment(story_id=story.id, author_id=author.id, parent_id=parent.id if parent else None, body=text,
+                      status="review" if verdict.needs_review else "published")
+    db.session.add(comment)
+    db.session.flush()
+    if comment.status == "published":
+        award(author, "comment", cause=comment, key=f"comment:{comment.id}")
+        link = f"/stories/{story.id}#comment-{comment.id}"
+        params = {"nickname": author.nickname, "title": story.title}
+        if parent is None:
+            if story.author_id != author.id:
+                notify(story.author, "comment_received", params, link=link, dedupe_key=f"comment:{comment.id}")
+        elif parent.author_id != author.id:
+            notify(parent.author, "reply_received", params, link=link, dedupe_key=f"reply:{comment.id}")
+    return comment
+
+
+def delete_comment(comment: Comment) -> None:
+    """Soft delete by its author: a placeholder while it has replies, else gone from the page."""
+    comment.status = "deleted"
+
+
+@dataclass
+class Thread:
+    comment: Comment
+    replies: list[Comment] = field(default_factory=list)
+
+
+def threads_for(story, viewer) -> list[Thread]:
+    """Top-level comments oldest first, each with its replies: the published ones and the
+    viewer's own under review; a deleted comment stays as a placeholder while replies show.
+    Two queries whatever the number of comments (authors load in bulk)."""
+    from sqlalchemy import or_
+    from sqlalchemy.orm import selectinload
+
+    shown = Comment.status.in_(("published", "deleted"))
+    if viewer is not None and getattr(viewer, "is_authenticated", False):
+        shown = or_(shown, and_(Comment.status == "review", Comment.author_id == viewer.id))
+    rows = db.session.scalars(
+        select(Comment).where(Comment.story_id == story.id, shown)
+        .options(selectinload(Comment.author)).order_by(Comment.created_at, Comment.id)
+    )
+    threads: dict[int, Thread] = {}
+    replies: list[Comment] = []
+    for comment in rows:
+        if comment.parent_id is None:
+            threads[comment.id] = Thread(comment)
+        else:
+            replies.append(comment)
+    for reply in replies:
+        if reply.status != "deleted" and reply.parent_id in threads:
+            threads[reply.parent_id].replies.append(reply)
+    return [t for t in threads.values() if t.comment.status != "deleted" or t.replies]

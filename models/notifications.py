@@ -27,6 +27,11 @@ KINDS = {
     "voucher_used": _l("Your voucher for %(reward)s was used at %(store)s."),
     "voucher_voided": _l("Your voucher for %(reward)s was cancelled and %(points)s points were refunded."),
     "points_adjusted": _l("Your points were adjusted by %(points)s: %(reason)s"),
+    "content_hidden": _l("A moderator hid “%(title)s”: %(note)s"),
+    "content_restored": _l("A moderator restored “%(title)s”. It is shown again."),
+    "story_featured": _l("Your story “%(title)s” is featured in its community. Thanks for sharing: points are on the way."),
+    "comment_received": _l("%(nickname)s commented on your story “%(title)s”."),
+    "reply_received": _l("%(nickname)s replied to your comment on “%(title)s”."),
 }
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, func, or_, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
@@ -136,6 +136,7 @@ def save_story(author, data: StoryInput, publish: bool, story: Story | None = No
     from models.content_filter import refuse_blocked
     from models.points import award
     from models.referrals import qualify_referral
+    from models.search import reindex_story
 
     if not author.phone_verified:
         raise DomainError(N_("Verify your mobile number before you post."))
@@ -168,6 +169,7 @@ def save_story(author, data: StoryInput, publish: bool, story: Story | None = No
         story.status = "review" if verdict.needs_review else "published"
         story.published_at = story.published_at or now
     db.session.flush()
+    reindex_story(story)
     if story.status == "published":
         award(author, "story_posted", cause=story, key=f"story:{story.id}")
         first = db.session.scalar(
@@ -184,42 +186,162 @@ def delete_story(story: Story) -> None:
     story.updated_at = utcnow()
 
 
-# -- feeds: newest first, cursor pagination on (published_at, id), no OFFSET ------------------
+# -- feeds: "newest" (keyset on published_at, id) and "hot" (likes and comments decayed by age) --
 
 FEED_SIZE = 10
+SORTS = ("newest", "hot")
+HOT_WINDOW_DAYS = 30  # the hot feed ranks the stories of the last 30 days
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _micros(at: datetime) -> int:
+    """Exact microseconds since the epoch (no float rounding: a cursor must hit its own story)."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _from_micros(micros: str) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(micros))
 
 
 def encode_cursor(story: Story) -> str:
-    return f"{int(story.published_at.timestamp() * 1_000_000)}-{story.id}"
+    return f"{_micros(story.published_at)}-{story.id}"
 
 
 def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
-    from datetime import timezone
-
     try:
         micros, story_id = (cursor or "").split("-")
-        return datetime.fromtimestamp(int(micros) / 1_000_000, tz=timezone.utc), int(story_id)
-    except ValueError:
+        return _from_micros(micros), int(story_id)
+    except (ValueError, OverflowError):
         return None
 
 
-def feed(community_ids=None, author_id: int | None = None, cursor: str | None = None,
-         size: int = FEED_SIZE) -> tuple[list[Story], str | None]:
-    """A page of published stories and the cursor of the next page (None at the end).
+def hot_score(likes: int, comments: int, published_at: datetime, ref_time: datetime) -> float:
+    """(likes + 2 × comments + 1) / (hours since publication + 2) ^ 1.5, at REF_TIME."""
+    hours = max((ref_time - published_at).total_seconds() / 3600, 0.0)
+    return (likes + 2 * comments + 1) / (hours + 2) ** 1.5
 
-    Authors, communities and photos load in bulk, so a page costs the same few queries
-    whatever its size."""
-    query = select(Story).where(Story.status == "published")
+
+def encode_hot_cursor(ref_time: datetime, score: float, story_id: int) -> str:
+    return f"h_{_micros(ref_time)}_{score!r}_{story_id}"
+
+
+def decode_hot_cursor(cursor: str | None) -> tuple[datetime, float, int] | None:
+    import math
+
+    try:
+        tag, micros, score, story_id = (cursor or "").split("_")
+        if tag != "h" or not math.isfinite(float(score)):
+            return None
+        return _from_micros(micros), float(score), int(story_id)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _scoped(query, community_ids, author_id):
+    query = query.where(Story.status == "published")
     if community_ids is not None:
         query = query.where(Story.community_id.in_(list(community_ids)))
     if author_id is not None:
         query = query.where(Story.author_id == author_id)
+    return query
+
+
+def _with_cards(query):
+    return query.options(selectinload(Story.author), selectinload(Story.community), selectinload(Story.photos))
+
+
+def feed(community_ids=None, author_id: int | None = None, cursor: str | None = None,
+         size: int = FEED_SIZE, sort: str = "newest") -> tuple[list[Story], str | None]:
+    """A page of published stories and the cursor of the next page (None at the end).
+
+    Authors, communities and photos load in bulk, so a page costs the same few queries
+    whatever its size."""
+    if sort == "hot":
+        return hot_feed(community_ids, author_id, cursor, size)
+    query = _scoped(select(Story), community_ids, author_id)
     after = decode_cursor(cursor)
     if after is not None:
         at, story_id = after
         query = query.where(or_(Story.published_at < at, and_(Story.published_at == at, Story.id < story_id)))
-    query = query.options(selectinload(Story.author), selectinload(Story.community), selectinload(Story.photos))
+    query = _with_cards(query)
     stories = list(db.session.scalars(query.order_by(Story.published_at.desc(), Story.id.desc()).limit(size + 1)))
     more = len(stories) > size
     stories = stories[:size]
     return stories, (encode_cursor(stories[-1]) if more else None)
+
+
+def hot_feed(community_ids=None, author_id: int | None = None, cursor: str | None = None,
+             size: int = FEED_SIZE) -> tuple[list[Story], str | None]:
+    """The hot feed: stories of the last HOT_WINDOW_DAYS ranked by `hot_score`.
+
+    The first page fixes a reference time; the cursor carries it with the last story's
+    (score, id). Every page scores the same candidates (published by the reference time) with
+    the likes and comments made by the reference time only, so likes and comments arriving
+    while a member scrolls change no score: pages neither skip nor repeat. (Removals — an
+    unlike, a comment hidden — can still lower a score between pages; they are rare, and the
+    member sees fresh counts on the cards and a fresh ranking on the next full load.)
+    Scores are computed in Python over the window: one query for the candidates, one GROUP BY
+    for likes, one for comments, then the page's stories in bulk."""
+    from models.engagement import Comment, StoryLike
+
+    after = decode_hot_cursor(cursor)
+    ref_time = after[0] if after else utcnow()
+    candidates = _scoped(select(Story.id, Story.published_at), community_ids, author_id).where(
+        Story.published_at <= ref_time, Story.published_at > ref_time - timedelta(days=HOT_WINDOW_DAYS)
+    )
+    published = dict(db.session.execute(candidates).all())
+    ids = select(candidates.subquery().c.id)
+    likes = dict(db.session.execute(
+        select(StoryLike.story_id, func.count()).where(StoryLike.story_id.in_(ids), StoryLike.created_at <= ref_time)
+        .group_by(StoryLike.story_id)
+    ).all())
+    comments = dict(db.session.execute(
+        select(Comment.story_id, func.count()).where(
+            Comment.story_id.in_(ids), Comment.status == "published", Comment.created_at <= ref_time
+        ).group_by(Comment.story_id)
+    ).all())
+    ranked = sorted(
+        ((hot_score(likes.get(i, 0), comments.get(i, 0), at, ref_time), i) for i, at in published.items()),
+        reverse=True,
+    )
+    if after is not None:
+        ranked = [key for key in ranked if key < (after[1], after[2])]
+    page, more = ranked[:size], len(ranked) > size
+    by_id = {}
+    if page:
+        by_id = {s.id: s for s in db.session.scalars(_with_cards(select(Story).where(Story.id.in_([i for _, i in page]))))}
+    stories = [by_id[i] for _, i in page if i in by_id]
+    return stories, (encode_hot_cursor(ref_time, *page[-1]) if more else None)
+
+
+@dataclass
+class CardStats:
+    likes: int = 0
+    comments: int = 0
+    liked: bool = False
+
+
+def card_stats(stories: list[Story], viewer=None) -> dict[int, CardStats]:
+    """Like and comment counts of STORIES and whether VIEWER liked each: two queries in all."""
+    from sqlalchemy import case
+
+    from models.engagement import Comment, StoryLike
+
+    stats = {s.id: CardStats() for s in stories}
+    if not stats:
+        return stats
+    viewer_id = viewer.id if viewer is not None and getattr(viewer, "is_authenticated", False) else None
+    liked = func.max(case((StoryLike.user_id == viewer_id, 1), else_=0)) if viewer_id else func.max(0)
+    for story_id, count, mine in db.session.execute(
+        select(StoryLike.story_id, func.count(), liked).where(StoryLike.story_id.in_(list(stats)))
+        .group_by(StoryLike.story_id)
+    ):
+        stats[story_id].likes, stats[story_id].liked = count, bool(mine)
+    for story_id, count in db.session.execute(
+        select(Comment.story_id, func.count()).where(Comment.story_id.in_(list(stats)), Comment.status == "published")
+        .group_by(Comment.story_id)
+    ):
+        stats[story_id].comments = count
+    return stats

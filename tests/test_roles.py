@@ -30,6 +30,7 @@ ROUTES = {
     "/rewards/<int:reward_id>": ALL,
     "/stories/new": SIGNED_IN,
     "/stories/<int:story_id>": ALL,
+    "/stories/search": ALL,
     "/stories/<int:story_id>/edit": set(),  # only the story's author (not one of the matrix's accounts)
     "/media/<path:key>": ALL,
     "/i/<code>": ALL,
@@ -64,6 +65,9 @@ ROUTES = {
     "/admin/rewards/<int:reward_id>/edit": {"admin"},
     "/admin/points": {"admin"},
     "/admin/vouchers": {"admin"},
+    "/admin/words": {"admin"},
+    "/moderation": {"moderator", "admin"},
+    "/moderation/c/<slug>": {"moderator", "admin"},  # the matrix's moderator moderates ev
 }
 
 

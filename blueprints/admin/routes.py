@@ -88,3 +88,4 @@ def audit_log():
                            next_before=entries[-1].id if len(entries) == 50 else None)
 
 from blueprints.admin import loyalty  # noqa: E402,F401  (registers the loyalty pages on bp)
+from blueprints.admin import words  # noqa: E402,F401

@@ -10,7 +10,7 @@ from blueprints.access import wants_fragment
 from blueprints.web import render
 from models import Community, db
 from models.communities import member_community_ids
-from models.stories import feed
+from models.stories import SORTS, card_stats, feed
 
 bp = Blueprint("communities", __name__)
 
@@ -30,11 +30,13 @@ def show(slug):
     """A community's page: what it is about, who runs it, who joined lately."""
     community = Community.get_by_slug_or_404(slug)
     cursor = request.args.get("cursor")
-    stories, next_cursor = feed(community_ids=[community.id], cursor=cursor)
-    more_url = url_for("communities.show", slug=slug, cursor=next_cursor) if next_cursor else None
+    sort = request.args.get("sort") if request.args.get("sort") in SORTS else "newest"
+    stories, next_cursor = feed(community_ids=[community.id], cursor=cursor, sort=sort)
+    stats = card_stats(stories, current_user)
+    more_url = url_for("communities.show", slug=slug, sort=sort, cursor=next_cursor) if next_cursor else None
     if cursor and wants_fragment():
-        return render("communities/show.html", "stories/_cards.html", stories=stories, next_cursor=next_cursor,
-                      more_url=more_url)
+        return render("communities/show.html", "stories/_cards.html", stories=stories, stats=stats,
+                      next_cursor=next_cursor, more_url=more_url)
     return render(
         "communities/show.html",
         community=community,
@@ -43,6 +45,9 @@ def show(slug):
         recent=community.recent_members(),
         staff=community.staff(),
         stories=stories,
+        stats=stats,
+        sort=sort,
+        sort_endpoint=("communities.show", {"slug": slug}),
         next_cursor=next_cursor,
         more_url=more_url,
     )

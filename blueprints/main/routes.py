@@ -12,7 +12,7 @@ from blueprints.web import asset_version, render, static_version
 from models import Community, db
 from models.communities import member_community_ids
 from models.referrals import inviter_for
-from models.stories import feed
+from models.stories import SORTS, card_stats, feed
 from services.storage import get_storage
 
 bp = Blueprint("main", __name__)
@@ -24,15 +24,18 @@ def home():
     communities = Community.all_ordered()
     joined = member_community_ids(current_user)
     cursor = request.args.get("cursor")
-    stories, next_cursor = feed(community_ids=joined or None, cursor=cursor)
-    more_url = url_for("main.home", cursor=next_cursor) if next_cursor else None
+    sort = request.args.get("sort") if request.args.get("sort") in SORTS else "newest"
+    stories, next_cursor = feed(community_ids=joined or None, cursor=cursor, sort=sort)
+    stats = card_stats(stories, current_user)
+    more_url = url_for("main.home", sort=sort, cursor=next_cursor) if next_cursor else None
     if cursor and wants_fragment():
-        return render("main/home.html", "stories/_cards.html", stories=stories, next_cursor=next_cursor, more_url=more_url)
+        return render("main/home.html", "stories/_cards.html", stories=stories, stats=stats, next_cursor=next_cursor,
+                      more_url=more_url)
     mine = [c for c in communities if c.id in joined]
     others = [c for c in communities if c.id not in joined]
     counts = Community.member_counts([c.id for c in communities])
     return render("main/home.html", mine=mine, others=others, counts=counts, joined=joined, stories=stories,
-                  next_cursor=next_cursor, more_url=more_url)
+                  stats=stats, sort=sort, sort_endpoint=("main.home", {}), next_cursor=next_cursor, more_url=more_url)
 
 
 @bp.get("/media/<path:key>")

@@ -138,3 +138,5 @@ def delete(story_id):
     db.session.commit()
     flash(_("Your story was deleted."), "info")
     return redirect(url_for("communities.show", slug=story.community.slug))
+from blueprints.stories import engagement  # noqa: E402,F401
+from blueprints.stories import search  # noqa: E402,F401
