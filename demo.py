@@ -209,6 +209,24 @@ def seed_stories(rng, people, communities) -> None:
                                new_photos=photos)
             minutes += rng.randint(30, 600)
             story.published_at = story.created_at = now - timedelta(minutes=minutes)
+            _engage(rng, story, writers)
+
+
+COMMENTS = ["学到了，谢谢分享！", "同款车主路过 👍", "请问在哪家店做的？", "收藏了，下周提车用得上。", "这个价格挺合适的。"]
+
+
+def _engage(rng, story, people) -> None:
+    """Likes and a few comments (with a reply) so a story page looks lived in."""
+    from models.engagement import add_comment, like
+
+    for member in rng.sample(people, rng.randint(2, min(12, len(people)))):
+        like(story, member)
+    first = None
+    for member in rng.sample(people, rng.randint(0, 3)):
+        comment = add_comment(story, member, rng.choice(COMMENTS))
+        first = first or comment
+    if first is not None and story.author_id != first.author_id:
+        add_comment(story, story.author, "谢谢！有问题随时问我。", parent_id=first.id)
 
 
 REWARDS = [

@@ -30,6 +30,7 @@ ROUTES = {
     "/rewards/<int:reward_id>": ALL,
     "/stories/new": SIGNED_IN,
     "/stories/<int:story_id>": ALL,
+    "/stories/by/<int:user_id>": ALL,
     "/stories/search": ALL,
     "/stories/<int:story_id>/edit": set(),  # only the story's author (not one of the matrix's accounts)
     "/media/<path:key>": ALL,
@@ -128,6 +129,7 @@ def example_path(rule: str, world) -> str:
         "/admin/stores/<int:store_id>/edit": lambda: f"/admin/stores/{world.partner.stores[0].id}/edit",
         "/admin/rewards/<int:reward_id>/edit": lambda: f"/admin/rewards/{world.reward.id}/edit",
         "/stories/<int:story_id>": lambda: f"/stories/{world.story.id}",
+        "/stories/by/<int:user_id>": lambda: f"/stories/by/{world.story.author_id}",
         "/stories/<int:story_id>/edit": lambda: f"/stories/{world.story.id}/edit",
         "/media/<path:key>": lambda: "/media/photos/matrix/p.jpg",
     }

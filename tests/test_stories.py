@@ -230,3 +230,26 @@ def test_save_story_refuses_a_hidden_story(author, communities):
     with pytest.raises(DomainError):
         save_story(author, StoryInput(communities["ev"], "改", BODY, []), publish=True, story=story,
                    new_photos=[NewPhoto("a", "b", 1, 1)])
+
+
+def test_a_members_stories_have_their_own_feed(client, author, factories, communities):
+    other = factories.user(login="13900004444", verified=True)
+    make_stories(author, communities["ev"], 12)
+    save_story(other, StoryInput(communities["women"], "别人的故事", BODY, []), publish=True)
+    db.session.commit()
+    page = client.get(f"/stories/by/{author.id}").get_data(as_text=True)
+    assert "电车老王" in page and page.count('class="story-card"') == FEED_SIZE and "别人的故事" not in page
+    assert 'hx-trigger="revealed"' in page
+    assert client.get("/stories/by/999999").status_code == 404
+
+
+def test_a_nickname_with_a_prohibited_word_is_refused(client, communities):
+    db.session.add(ProhibitedWord(word="官方客服", action="review"))
+    db.session.commit()
+    response = client.post("/auth/signup", data={"login": "x@example.com", "nickname": "官方客服小王",
+                                                 "password": "Abcdef123", "consent": "y"})
+    assert response.status_code == 422
+    assert "官方客服" in response.get_data(as_text=True) and 'value="x@example.com"' in response.get_data(as_text=True)
+    from models import User
+
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0

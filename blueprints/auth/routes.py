@@ -13,6 +13,7 @@ from blueprints.auth.forms import CodeForm, LoginForm, PasswordForm, PhoneForm, 
 from blueprints.web import domain_message, render
 from models import DomainError, SmsCode, User, db, notify
 from models.accounts import mask_phone, normalise_login
+from models.content_filter import screen
 from models.referrals import record_invitation
 from models.types import utcnow
 from services.jobs import enqueue
@@ -55,12 +56,16 @@ def signup():
     form = SignupForm(invite=request.args.get("invite") or request.cookies.get("invite", ""))
     if form.validate_on_submit():
         kind, value = form.login.kind, form.login.canonical
+        screened = screen(form.nickname.data)
         if User.login_taken(kind, value):
             form.login.errors.append(
                 _("This mobile number is already registered. Log in instead.")
                 if kind == "phone"
                 else _("This e-mail address is already registered. Log in instead.")
             )
+        elif screened.blocked or screened.review:  # a nickname cannot wait for review: any hit refuses
+            form.nickname.errors.append(_("Please choose another nickname: “%(words)s” is not allowed.",
+                                          words="、".join(screened.blocked + screened.review)))
         else:
             user = User(
                 nickname=form.nickname.data.strip(),

@@ -8,7 +8,7 @@ from wtforms import SelectChoice
 
 from app import csrf, limiter
 from blueprints.stories.forms import StoryForm
-from blueprints.web import domain_message
+from blueprints.web import domain_message, render
 from models import Community, DomainError, Story, db
 from models.communities import member_community_ids
 from models.markup import render_markdown
@@ -138,5 +138,20 @@ def delete(story_id):
     db.session.commit()
     flash(_("Your story was deleted."), "info")
     return redirect(url_for("communities.show", slug=story.community.slug))
+
+
+@bp.get("/by/<int:user_id>")
+def by_member(user_id):
+    """A member's published stories, newest first, with infinite scroll."""
+    from models import User
+    from models.stories import card_stats, feed
+
+    member = db.get_or_404(User, user_id)
+    cursor = request.args.get("cursor")
+    stories, next_cursor = feed(author_id=member.id, cursor=cursor)
+    more_url = url_for("stories.by_member", user_id=member.id, cursor=next_cursor) if next_cursor else None
+    return render("stories/by_member.html", "stories/_cards.html", member=member, stories=stories,
+                  stats=card_stats(stories, current_user), next_cursor=next_cursor, more_url=more_url)
+
 from blueprints.stories import engagement  # noqa: E402,F401
 from blueprints.stories import search  # noqa: E402,F401
