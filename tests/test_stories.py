@@ -253,3 +253,11 @@ def test_a_nickname_with_a_prohibited_word_is_refused(client, communities):
     from models import User
 
     assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_posting_is_rate_limited_with_a_clear_message(login_as, author, communities, limiter_on):
+    client = login_as(author)
+    statuses = [post(client, community_id=communities["ev"].id, title=f"第 {i} 篇故事").status_code for i in range(21)]
+    assert statuses[:20] == [302] * 20 and statuses[20] == 429
+    assert "操作太频繁" in post(client, community_id=communities["ev"].id).get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Story)) == 20
