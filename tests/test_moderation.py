@@ -327,3 +327,20 @@ def test_moderation_pages_have_no_inline_code(login_as, factories, member, moder
     for html in (page, mod.get("/moderation").get_data(as_text=True), mod.get("/moderation/c/ev").get_data(as_text=True),
                  login_as(factories.user(role="admin")).get("/admin/words").get_data(as_text=True)):
         assert_no_inline_code(html)
+
+
+def test_members_report_a_comment_from_the_story_page(login_as, factories, communities):
+    from models import Report
+    from models.engagement import add_comment
+    from models.stories import StoryInput, save_story
+
+    writer = factories.user(login="13955550001", verified=True)
+    story = save_story(writer, StoryInput(communities["ev"], "有评论的故事", "正文正文正文正文正文正文。", []), publish=True)
+    comment = add_comment(story, writer, "这条评论有广告")
+    db.session.commit()
+    reader = login_as(factories.user(login="13955550002", verified=True))
+    page = reader.get(f"/stories/{story.id}").get_data(as_text=True)
+    assert f'name="comment_id" value="{comment.id}"' in page
+    reader.post("/moderation/report", data={"comment_id": comment.id, "reason": "spam"})
+    report = db.session.scalar(select(Report))
+    assert report.comment_id == comment.id and report.status == "open"
