@@ -245,16 +245,7 @@ def confirm_report(report: Report, moderator, note: str = "") -> None:
     report of false vehicle information rewards the reporter (once)."""
     from models.points import award
 
-    target = report.story or report.comment
-    _require_moderator(moderator, target)
-    if report.status != "open":
-        raise DomainError(N_("This report was already handled."))
-    before = _report_state(report)
-    report.status = "confirmed"
-    report.handled_at = utcnow()
-    report.handled_by_id = moderator.id
-    db.session.flush()
-    audit(moderator, "report.confirm", report, before=before, after=_report_state(report))
+    target = _close_report(report, moderator, "confirmed")
     if target.status in ("published", "review"):
         note = " ".join((note or "").split()) or REPORT_REASONS[report.reason]
         _hide(target, moderator, note, "hide")
@@ -263,16 +254,24 @@ def confirm_report(report: Report, moderator, note: str = "") -> None:
 
 
 def dismiss_report(report: Report, moderator) -> None:
+    """The report is wrong: closed, nothing else changes."""
+    _close_report(report, moderator, "dismissed")
+
+
+def _close_report(report: Report, moderator, status: str):
+    """Mark an open report confirmed or dismissed by MODERATOR, audited; returns its target."""
     target = report.story or report.comment
     _require_moderator(moderator, target)
     if report.status != "open":
         raise DomainError(N_("This report was already handled."))
     before = _report_state(report)
-    report.status = "dismissed"
+    report.status = status
     report.handled_at = utcnow()
     report.handled_by_id = moderator.id
     db.session.flush()
-    audit(moderator, "report.dismiss", report, before=before, after=_report_state(report))
+    action = {"confirmed": "report.confirm", "dismissed": "report.dismiss"}[status]
+    audit(moderator, action, report, before=before, after=_report_state(report))
+    return target
 
 
 # -- what the queue shows --------------------------------------------------------------------
