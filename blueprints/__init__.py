@@ -8,6 +8,7 @@ def register_blueprints(app: Flask) -> None:
     from blueprints.admin.routes import bp as admin_bp
     from blueprints.auth.routes import bp as auth_bp
     from blueprints.communities.routes import bp as communities_bp
+    from blueprints.events.routes import bp as events_bp
     from blueprints.main.routes import bp as main_bp
     from blueprints.me.routes import bp as me_bp
     from blueprints.moderation.routes import bp as moderation_bp
@@ -22,5 +23,6 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(partner_bp, url_prefix="/partner")
     app.register_blueprint(rewards_bp, url_prefix="/rewards")
     app.register_blueprint(stories_bp, url_prefix="/stories")
+    app.register_blueprint(events_bp, url_prefix="/events")
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(moderation_bp, url_prefix="/moderation")

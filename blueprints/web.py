@@ -45,6 +45,17 @@ def render(page: str, fragment: str | None = None, status: int = 200, **context)
     return response
 
 
+# A signed-in page the service worker may keep on this device for offline use (tickets, the
+# check-in page): it is still `private, no-store` for every HTTP cache, and logout's
+# Clear-Site-Data wipes the service worker's copy along with everything else.
+OFFLINE_HEADER = "X-Cheyou-Offline"
+
+
+def keep_offline(response):
+    response.headers[OFFLINE_HEADER] = "keep"
+    return response
+
+
 def domain_message(error: DomainError) -> str:
     """A DomainError's message in the reader's language, with its parameters filled in."""
     return _(error.message, **error.params)

@@ -32,6 +32,10 @@ KINDS = {
     "story_featured": _l("Your story “%(title)s” is featured in its community. Thanks for sharing: points are on the way."),
     "comment_received": _l("%(nickname)s commented on your story “%(title)s”."),
     "reply_received": _l("%(nickname)s replied to your comment on “%(title)s”."),
+    "event_promoted": _l("A seat opened up: you are now confirmed for “%(title)s”. Your ticket is ready."),
+    "event_promotion_skipped": _l("A seat opened up at “%(title)s”, but you no longer have the %(points)s points it costs, so it went to the next member."),
+    "event_cancelled": _l("“%(title)s” is cancelled: %(message)s Any points you paid are refunded."),
+    "event_reminder": _l("Tomorrow at %(time)s: “%(title)s” at %(place)s. Your ticket is in My tickets."),
 }
 
 

@@ -121,9 +121,12 @@ def balance_of(member) -> int:
     )
 
 
-def award(member, rule: str, cause=None, key: str | None = None, now: datetime | None = None) -> PointsPosting | None:
+def award(member, rule: str, cause=None, key: str | None = None, now: datetime | None = None,
+          points: int | None = None) -> PointsPosting | None:
     """Credit MEMBER for RULE (× their level's multiplier), once per KEY, within the rule's daily cap.
 
+    POINTS replaces the rule's base points where the cause sets its own (an event's attendance
+    reward); the growth, cap and multiplier still come from the rule and the level.
     Returns the posting, or None when the rule is switched off or today's cap is reached.
     """
     now = now or utcnow()
@@ -145,8 +148,9 @@ def award(member, rule: str, cause=None, key: str | None = None, now: datetime |
             return None
     before = level_of(member, now)
     ref_type, ref_id = _ref(cause)
+    base = rule_row.points if points is None else points
     posting = _post(
-        member, now=now, kind="earn", points=rule_row.points * before.multiplier_percent // 100,
+        member, now=now, kind="earn", points=base * before.multiplier_percent // 100,
         growth=rule_row.growth, rule=rule, reason=rule_row.label, ref_type=ref_type, ref_id=ref_id,
         key=key, expires_at=expiry_for(now),
     )

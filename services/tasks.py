@@ -78,3 +78,22 @@ def sweep_vouchers():
         notify(voucher.user, "voucher_expiring", {"reward": voucher.reward.title, "date": voucher.last_day.isoformat()},
                link=f"/me/vouchers/{voucher.code}", dedupe_key=f"voucher-expiring:{voucher.id}")
     db.session.commit()
+
+
+@periodic(timedelta(hours=1))
+def remind_events():
+    """Tell confirmed members, the day before, that their event is tomorrow (once each)."""
+    from models.events import send_reminders
+
+    send_reminders()
+    db.session.commit()
+
+
+@periodic(timedelta(hours=1))
+def complete_events():
+    """Close events that ended hours ago and nobody marked completed: pay attendance, count no-shows."""
+    from models.events import Event, complete_event, due_for_completion
+
+    for event_id in due_for_completion():
+        complete_event(db.session.get(Event, event_id))
+        db.session.commit()  # one event at a time: a long run never holds the lock for long

@@ -3,6 +3,7 @@ keeps the suite fast; only the password tests pay for the slow hash."""
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 from werkzeug.security import generate_password_hash
 
@@ -56,3 +57,26 @@ class Factories:
             partner.stores.append(Store(name=f"{i + 1}号店", city="上海", address="上海市某路 1 号"))
         db.session.commit()
         return partner
+
+    def event(self, community: Community | None = None, organizer: User | None = None, publish: bool = True,
+              **overrides):
+        """A published meetup a week from now with signup open since yesterday (override any field)."""
+        from models.events import EventInput, publish_event, save_event
+
+        now = utcnow()
+        community = community or self.communities()["ev"]
+        organizer = organizer or self.user(role="organizer", community=community)
+        starts = overrides.pop("starts_at", now + timedelta(days=7))
+        values = dict(
+            community=community, kind="meetup", title="周末充电站聚会", description="一起聊聊电池保养。",
+            starts_at=starts, ends_at=starts + timedelta(hours=3), place="滨江充电站", address="上海市浦东新区滨江大道 1 号",
+            map_url="", capacity=20, companions_allowed=2, signup_opens_at=now - timedelta(days=1),
+            signup_closes_at=starts - timedelta(hours=2), cancel_deadline=starts - timedelta(days=1),
+            points_price=0, attendance_points=50, level_priority=True, safety_notice="",
+        )
+        values.update(overrides)
+        event = save_event(organizer, EventInput(**values), now=now)
+        if publish:
+            publish_event(event, organizer, now=now)
+        db.session.commit()
+        return event

@@ -167,7 +167,3 @@ def coming_soon(title: str, blurb: str):
     return render_template("main/coming_soon.html", title=title, blurb=blurb)
 
 
-@bp.get("/events")
-def events():
-    """Offline meetups (activity tab) — lands with the events capability."""
-    return coming_soon(_("Events"), _("Meetups, road trips and modding days near you are on their way. Join a community now so you hear first."))

@@ -1,0 +1,852 @@
+"""Events (线下活动): offline meetups with capacity, a waitlist, level priority, a points price,
+QR tickets and venue check-in.
+
+Every change to an event's registrations starts by locking the event's row
+(`UPDATE events SET signup_seq = signup_seq + 1 … RETURNING`): on PostgreSQL that row lock
+serialises signups, cancellations and promotions of one event, and the returned number is the
+arrival order; SQLite's `BEGIN IMMEDIATE` already serialises every writer. Seats are then
+counted from the confirmed registrations inside the same transaction, so capacity is never
+exceeded, and `(event_id, user_id)` is unique, so no one is registered twice.
+
+Points go through the ledger's `spend`/`refund` (charged when a seat is confirmed, refunded on
+a timely cancellation or when the event is cancelled); attendance pays `award(…,
+"event_attended", …)`; priority hours come from `level_of()`.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import pairwise
+from urllib.parse import quote, urlsplit
+
+from sqlalchemy import (
+    CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, and_, case, func, or_, select, update,
+)
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
+
+from models import N_, DomainError, db
+from models.markup import render_markdown
+from models.types import SHANGHAI, UTCDateTime, shanghai_day, shanghai_midnight, utcnow
+
+# Kind code -> English msgid (translated when shown).
+KINDS = {
+    "meetup": N_("Meetup"),
+    "road_trip": N_("Road trip"),
+    "workshop": N_("Modding workshop"),
+    "fair": N_("Car fair"),
+}
+STATUSES = ("draft", "published", "cancelled", "completed")
+TITLE_MIN, TITLE_MAX = 2, 60
+DESCRIPTION_MAX = 5000
+MAX_CAPACITY = 2000
+MAX_COMPANIONS = 5
+MAX_PRICE = 100_000
+MAX_ATTENDANCE_POINTS = 1000
+# Repeated no-shows suspend level priority: 2 within 90 days cost it for the next 90 days.
+NO_SHOW_LIMIT = 2
+NO_SHOW_WINDOW = timedelta(days=90)
+SUSPENSION = timedelta(days=90)
+# A device's clock may be off; a scan time is kept only within this margin of the event.
+SCAN_MARGIN = timedelta(hours=12)
+# Maps Chinese phones open (Amap 高德, Baidu 百度): Google Maps does not load in China.
+MAP_HOSTS = ("amap.com", "map.baidu.com")
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+CODE_LENGTH = 6
+PLATE_RE = re.compile(r"^[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][A-Z0-9]{5,6}$")
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft','published','cancelled','completed')", name="known_status"),
+        CheckConstraint("kind IN ('meetup','road_trip','workshop','fair')", name="known_kind"),
+        CheckConstraint("capacity > 0", name="capacity_positive"),
+        CheckConstraint("companions_allowed BETWEEN 0 AND 5", name="companions_range"),
+        CheckConstraint("points_price >= 0 AND attendance_points >= 0", name="points_not_negative"),
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint("signup_closes_at > signup_opens_at", name="signup_window"),
+        Index("ix_events_listing", "status", "starts_at", "id"),
+        Index("ix_events_community", "community_id", "status", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="RESTRICT"), nullable=False)
+    organizer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(12), nullable=False, default="meetup")
+    title: Mapped[str] = mapped_column(String(TITLE_MAX), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    description_html: Mapped[str] = mapped_column(Text, nullable=False, default="")  # sanitized when saved
+    cover_key: Mapped[str | None] = mapped_column(String(200))
+    cover_thumb_key: Mapped[str | None] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    place: Mapped[str] = mapped_column(String(80), nullable=False)
+    address: Mapped[str] = mapped_column(String(200), nullable=False)
+    map_url: Mapped[str] = mapped_column(String(500), nullable=False)
+    capacity: Mapped[int] = mapped_column(nullable=False)
+    companions_allowed: Mapped[int] = mapped_column(nullable=False, default=0)
+    signup_opens_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    signup_closes_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    cancel_deadline: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    points_price: Mapped[int] = mapped_column(nullable=False, default=0)
+    attendance_points: Mapped[int] = mapped_column(nullable=False, default=0)
+    level_priority: Mapped[bool] = mapped_column(nullable=False, default=True)
+    safety_notice: Mapped[str | None] = mapped_column(Text)  # road trips: members must accept it
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="draft")
+    cancel_message: Mapped[str | None] = mapped_column(String(500))
+    # Bumped by every change to the registrations: the row lock that serialises them, and
+    # the arrival order of signups.
+    signup_seq: Mapped[int] = mapped_column(nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    community = relationship("Community")
+    organizer = relationship("User")
+
+    @property
+    def is_road_trip(self) -> bool:
+        return self.kind == "road_trip"
+
+    @property
+    def kind_label(self) -> str:
+        return KINDS.get(self.kind, self.kind)
+
+    def visible_to(self, viewer) -> bool:
+        """Drafts are seen only by those who manage the event; everything else is public."""
+        return self.status != "draft" or can_manage(viewer, self)
+
+    def has_started(self, now: datetime | None = None) -> bool:
+        return (now or utcnow()) >= self.starts_at
+
+    def signup_open_for(self, member, now: datetime | None = None) -> bool:
+        now = now or utcnow()
+        return (self.status == "published" and now < self.signup_closes_at and now < self.starts_at
+                and now >= opens_for(self, member, now))
+
+    def seats_taken(self) -> int:
+        return db.session.scalar(
+            select(func.coalesce(func.sum(1 + Registration.companions), 0)).where(
+                Registration.event_id == self.id, Registration.state == "confirmed"
+            )
+        )
+
+    def waitlist_length(self) -> int:
+        return db.session.scalar(
+            select(func.count()).select_from(Registration).where(
+                Registration.event_id == self.id, Registration.state == "waitlisted"
+            )
+        )
+
+    def registration_of(self, member) -> Registration | None:
+        if member is None or not getattr(member, "is_authenticated", False):
+            return None
+        return db.session.scalar(
+            select(Registration).where(Registration.event_id == self.id, Registration.user_id == member.id)
+        )
+
+
+class Registration(db.Model):
+    __tablename__ = "event_registrations"
+    __table_args__ = (
+        UniqueConstraint("event_id", "user_id"),
+        UniqueConstraint("event_id", "code"),
+        CheckConstraint("state IN ('confirmed','waitlisted','cancelled')", name="known_state"),
+        CheckConstraint("companions BETWEEN 0 AND 5", name="companions_range"),
+        CheckConstraint("points_paid >= 0", name="paid_not_negative"),
+        Index("ix_event_registrations_queue", "event_id", "state", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="RESTRICT"), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False, index=True)
+    state: Mapped[str] = mapped_column(String(10), nullable=False)
+    companions: Mapped[int] = mapped_column(nullable=False, default=0)
+    seq: Mapped[int] = mapped_column(nullable=False)  # arrival order within the event
+    # The ticket: an unguessable token (in the QR) and a short code to type.
+    ticket_token: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)
+    code: Mapped[str] = mapped_column(String(CODE_LENGTH), nullable=False)
+    plate: Mapped[str | None] = mapped_column(String(12))
+    emergency_name: Mapped[str | None] = mapped_column(String(40))
+    emergency_phone: Mapped[str | None] = mapped_column(String(20))
+    safety_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The points price charged for the seat; its ledger keys carry `seq`, new at each signup.
+    points_paid: Mapped[int] = mapped_column(nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the earliest scan
+    checked_in_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    no_show: Mapped[bool] = mapped_column(nullable=False, default=False)
+
+    event: Mapped[Event] = relationship()
+    user = relationship("User", foreign_keys=[user_id])
+
+    @property
+    def seats(self) -> int:
+        return 1 + self.companions
+
+    @property
+    def display_code(self) -> str:
+        return f"{self.code[:3]}-{self.code[3:]}"
+
+    def waitlist_position(self) -> int | None:
+        if self.state != "waitlisted":
+            return None
+        return 1 + db.session.scalar(
+            select(func.count()).select_from(Registration).where(
+                Registration.event_id == self.event_id, Registration.state == "waitlisted",
+                Registration.seq < self.seq,
+            )
+        )
+
+
+# --- who may do what -----------------------------------------------------------------------
+
+def can_manage(user, event: Event) -> bool:
+    """Organizers of the event's community and admins manage it (and check people in)."""
+    return bool(user is not None and getattr(user, "is_authenticated", False)
+                and user.has_role("organizer", community=event.community_id))
+
+
+def priority_suspended_until(member, now: datetime | None = None) -> datetime | None:
+    """When a member's suspended level priority comes back, or None when it is not suspended."""
+    now = now or utcnow()
+    times = db.session.scalars(
+        select(Event.ends_at).join(Registration, Registration.event_id == Event.id).where(
+            Registration.user_id == member.id, Registration.no_show.is_(True),
+            Event.ends_at > now - NO_SHOW_WINDOW - SUSPENSION,
+        ).order_by(Event.ends_at)
+    ).all()
+    until = None
+    for earlier, later in pairwise(times):
+        if later - earlier <= NO_SHOW_WINDOW:
+            until = later + SUSPENSION
+    return until if until is not None and until > now else None
+
+
+def priority_hours_for(member, now: datetime | None = None) -> int:
+    from models.levels import level_of
+
+    if priority_suspended_until(member, now) is not None:
+        return 0
+    return level_of(member, now).priority_hours
+
+
+def opens_for(event: Event, member, now: datetime | None = None) -> datetime:
+    """When signup opens for MEMBER: the general opening, earlier by their level's priority hours."""
+    if not event.level_priority or member is None or not getattr(member, "is_authenticated", False):
+        return event.signup_opens_at
+    return event.signup_opens_at - timedelta(hours=priority_hours_for(member, now))
+
+
+# --- organizers: create, edit, publish, cancel, complete -----------------------------------
+
+@dataclass
+class EventInput:
+    community: object
+    kind: str
+    title: str
+    description: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    place: str
+    address: str
+    map_url: str
+    capacity: int | None
+    companions_allowed: int
+    signup_opens_at: datetime | None
+    signup_closes_at: datetime | None
+    cancel_deadline: datetime | None
+    points_price: int = 0
+    attendance_points: int = 0
+    level_priority: bool = True
+    safety_notice: str = ""
+    cover_key: str | None = None
+    cover_thumb_key: str | None = None
+
+
+def default_map_url(address: str) -> str:
+    """An Amap search for the address, when the organizer gives no link."""
+    return "https://uri.amap.com/search?keyword=" + quote(address)
+
+
+def check_map_url(url: str) -> str:
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not any(host == h or host.endswith("." + h) for h in MAP_HOSTS):
+        raise DomainError(N_("Use an Amap (高德) or Baidu map link starting with https://."))
+    return url
+
+
+def validate_event(data: EventInput) -> None:
+    """The rules of a well-formed event, with messages organizers understand."""
+    title = (data.title or "").strip()
+    if not TITLE_MIN <= len(title) <= TITLE_MAX:
+        raise DomainError(N_("A title has %(min)s to %(max)s characters."), min=TITLE_MIN, max=TITLE_MAX)
+    if data.kind not in KINDS:
+        raise DomainError(N_("Choose a kind of event from the list."))
+    if len(data.description or "") > DESCRIPTION_MAX:
+        raise DomainError(N_("The description can be at most %(max)s characters."), max=DESCRIPTION_MAX)
+    if not all((data.starts_at, data.ends_at, data.signup_opens_at, data.signup_closes_at, data.cancel_deadline)):
+        raise DomainError(N_("Fill in every date and time."))
+    if data.ends_at <= data.starts_at:
+        raise DomainError(N_("The end must be after the start."))
+    if data.signup_closes_at <= data.signup_opens_at:
+        raise DomainError(N_("Signup must close after it opens."))
+    if data.signup_closes_at > data.starts_at:
+        raise DomainError(N_("Signup must close before the event starts."))
+    if data.cancel_deadline > data.starts_at:
+        raise DomainError(N_("The cancellation deadline must be before the event starts."))
+    if not (data.place or "").strip() or not (data.address or "").strip():
+        raise DomainError(N_("Give the place and its address."))
+    if data.capacity is None or not 1 <= data.capacity <= MAX_CAPACITY:
+        raise DomainError(N_("Capacity is between 1 and %(max)s people."), max=MAX_CAPACITY)
+    if not 0 <= data.companions_allowed <= MAX_COMPANIONS:
+        raise DomainError(N_("Each member may bring 0 to %(max)s companions."), max=MAX_COMPANIONS)
+    if not 0 <= data.points_price <= MAX_PRICE:
+        raise DomainError(N_("The points price is between 0 and %(max)s."), max=MAX_PRICE)
+    if not 0 <= data.attendance_points <= MAX_ATTENDANCE_POINTS:
+        raise DomainError(N_("The attendance reward is between 0 and %(max)s points."), max=MAX_ATTENDANCE_POINTS)
+    if data.kind == "road_trip" and len((data.safety_notice or "").strip()) < 10:
+        raise DomainError(N_("A road trip needs a safety notice (at least 10 characters) for members to accept."))
+
+
+def save_event(actor, data: EventInput, event: Event | None = None, now: datetime | None = None) -> Event:
+    """Create or edit an event (flushes only); refuses to drop capacity below the confirmed seats.
+    Raising capacity promotes waitlisted members into the new seats."""
+    from models.audit import audit
+    from models.content_filter import refuse_blocked
+
+    now = now or utcnow()
+    validate_event(data)
+    refuse_blocked(data.title, data.description, data.safety_notice or "")
+    if event is not None and event.status in ("cancelled", "completed"):
+        raise DomainError(N_("A cancelled or completed event can no longer be edited."))
+    before = None
+    if event is None:
+        event = Event(organizer_id=actor.id, created_at=now, signup_seq=0)
+    else:
+        lock_event(event)
+        taken = event.seats_taken()
+        if data.capacity < taken:
+            raise DomainError(N_("%(taken)s seats are already confirmed: capacity cannot go below that."),
+                              taken=taken)
+        before = {"capacity": event.capacity, "starts_at": event.starts_at.isoformat(),
+                  "points_price": event.points_price}
+    event.community_id = data.community.id
+    event.kind = data.kind
+    event.title = data.title.strip()
+    event.description = (data.description or "").strip()
+    event.description_html = render_markdown(event.description)
+    event.starts_at, event.ends_at = data.starts_at, data.ends_at
+    event.place, event.address = data.place.strip(), data.address.strip()
+    event.map_url = check_map_url(data.map_url) if (data.map_url or "").strip() else default_map_url(event.address)
+    event.capacity = data.capacity
+    event.companions_allowed = data.companions_allowed
+    event.signup_opens_at, event.signup_closes_at = data.signup_opens_at, data.signup_closes_at
+    event.cancel_deadline = data.cancel_deadline
+    event.points_price, event.attendance_points = data.points_price, data.attendance_points
+    event.level_priority = data.level_priority
+    event.safety_notice = (data.safety_notice or "").strip() or None if data.kind == "road_trip" else None
+    if data.cover_key:
+        event.cover_key, event.cover_thumb_key = data.cover_key, data.cover_thumb_key
+    event.updated_at = now
+    db.session.add(event)
+    db.session.flush()
+    if before is not None:
+        audit(actor, "event.edit", event, before=before,
+              after={"capacity": event.capacity, "starts_at": event.starts_at.isoformat(),
+                     "points_price": event.points_price})
+        if event.status == "published":
+            promote_waitlisted(event, now)
+    return event
+
+
+def publish_event(event: Event, actor, now: datetime | None = None) -> Event:
+    from models.audit import audit
+
+    now = now or utcnow()
+    if event.status != "draft":
+        raise DomainError(N_("Only a draft can be published."))
+    if event.starts_at <= now:
+        raise DomainError(N_("This event's start is in the past: change the date before publishing."))
+    event.status, event.published_at, event.updated_at = "published", now, now
+    audit(actor, "event.publish", event, before={"status": "draft"}, after={"status": "published"})
+    return event
+
+
+def cancel_event(event: Event, actor, message: str, now: datetime | None = None) -> int:
+    """Cancel the event: everyone signed up is refunded and told why. Returns how many were told."""
+    from models.audit import audit
+    from models.notifications import notify
+
+    now = now or utcnow()
+    message = (message or "").strip()
+    if not 5 <= len(message) <= 500:
+        raise DomainError(N_("Tell members why the event is cancelled (5 to 500 characters)."))
+    lock_event(event)
+    if event.status not in ("draft", "published"):
+        raise DomainError(N_("This event is already cancelled or completed."))
+    was = event.status
+    event.status, event.cancelled_at, event.cancel_message, event.updated_at = "cancelled", now, message, now
+    told = 0
+    for reg in _registrations(event, "confirmed", "waitlisted"):
+        if reg.state == "confirmed":
+            _refund(reg, now)
+        reg.state, reg.cancelled_at = "cancelled", now
+        notify(reg.user, "event_cancelled", {"title": event.title, "message": message},
+               link=f"/events/{event.id}", dedupe_key=f"event-cancelled:{event.id}")
+        told += 1
+    audit(actor, "event.cancel", event, before={"status": was}, after={"status": "cancelled", "message": message})
+    return told
+
+
+def complete_event(event: Event, actor=None, now: datetime | None = None) -> tuple[int, int]:
+    """Close the event: check-ins become attendance (paid), the other confirmed seats no-shows.
+    Returns (attended, no-shows)."""
+    from models.audit import audit
+
+    now = now or utcnow()
+    lock_event(event)
+    if event.status != "published":
+        raise DomainError(N_("Only a published event can be marked completed."))
+    if now < event.starts_at:
+        raise DomainError(N_("An event can be marked completed once it has started."))
+    event.status, event.completed_at, event.updated_at = "completed", now, now
+    attended = no_shows = 0
+    for reg in _registrations(event, "confirmed"):
+        if reg.checked_in_at is not None:
+            pay_attendance(reg, now)
+            attended += 1
+        else:
+            reg.no_show = True
+            no_shows += 1
+    audit(actor, "event.complete", event, before={"status": "published"},
+          after={"status": "completed", "attended": attended, "no_shows": no_shows})
+    return attended, no_shows
+
+
+def pay_attendance(reg: Registration, now: datetime | None = None) -> None:
+    """The event's attendance reward (once), and a first attended event qualifies a referral."""
+    from models.points import award
+    from models.referrals import qualify_referral
+
+    if reg.event.attendance_points > 0:
+        award(reg.user, "event_attended", cause=reg, key=f"event-attended:{reg.event_id}",
+              points=reg.event.attendance_points, now=now)
+    qualify_referral(reg.user, cause=reg)
+
+
+# --- members: signup, cancel, the waitlist -------------------------------------------------
+
+@dataclass
+class SignupInput:
+    companions: int = 0
+    accept_safety: bool = False
+    plate: str = ""
+    emergency_name: str = ""
+    emergency_phone: str = ""
+
+
+def normalise_plate(value: str) -> str:
+    return re.sub(r"[\s·.\-]", "", value or "").upper()
+
+
+def lock_event(event: Event) -> int:
+    """Lock the event's row until commit and return the next arrival number."""
+    seq = db.session.execute(
+        update(Event).where(Event.id == event.id).values(signup_seq=Event.signup_seq + 1)
+        .returning(Event.signup_seq)
+    ).scalar_one()
+    db.session.refresh(event)
+    return seq
+
+
+def _when(moment: datetime) -> str:
+    from flask_babel import format_datetime
+
+    return format_datetime(moment, "yyyy-MM-dd HH:mm")
+
+
+def _refuse_closed(event: Event, member, now: datetime) -> None:
+    if event.status == "cancelled":
+        raise DomainError(N_("This event was cancelled."))
+    if event.status == "completed" or now >= event.starts_at:
+        raise DomainError(N_("This event has already taken place."))
+    if event.status != "published":
+        raise DomainError(N_("This event is not open for signup."))
+    if now >= event.signup_closes_at:
+        raise DomainError(N_("Signup closed on %(when)s."), when=_when(event.signup_closes_at))
+    opens = opens_for(event, member, now)
+    if now < opens:
+        raise DomainError(N_("Signup opens for you on %(when)s."), when=_when(opens))
+
+
+def _check_details(event: Event, data: SignupInput) -> dict:
+    if not 0 <= data.companions <= event.companions_allowed:
+        if event.companions_allowed == 0:
+            raise DomainError(N_("This event does not allow companions."))
+        raise DomainError(N_("You can bring at most %(max)s companions."), max=event.companions_allowed)
+    if not event.is_road_trip:
+        return {"plate": None, "emergency_name": None, "emergency_phone": None}
+    if not data.accept_safety:
+        raise DomainError(N_("Read and accept the safety notice to join this road trip."))
+    plate = normalise_plate(data.plate)
+    if not PLATE_RE.match(plate):
+        raise DomainError(N_("Enter your licence plate, such as 粤B12345."))
+    name = (data.emergency_name or "").strip()
+    phone = re.sub(r"[\s-]", "", data.emergency_phone or "").removeprefix("+86")
+    if not 1 <= len(name) <= 40 or not PHONE_RE.match(phone):
+        raise DomainError(N_("Give an emergency contact's name and mobile number."))
+    return {"plate": plate, "emergency_name": name, "emergency_phone": phone}
+
+
+def _new_code(event: Event) -> str:
+    taken = set(db.session.scalars(select(Registration.code).where(Registration.event_id == event.id)))
+    while True:
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        if code not in taken:
+            return code
+
+
+def signup(event: Event, member, data: SignupInput, now: datetime | None = None) -> Registration:
+    """Register MEMBER: confirmed (and charged) while seats remain, else waitlisted in arrival order."""
+    from models.points import NotEnoughPoints, balance_of, expire_due
+
+    now = now or utcnow()
+    seq = lock_event(event)
+    _refuse_closed(event, member, now)
+    reg = event.registration_of(member)
+    if reg is not None and reg.state == "confirmed":
+        raise DomainError(N_("You are already signed up for this event."))
+    if reg is not None and reg.state == "waitlisted":
+        raise DomainError(N_("You are already on the waitlist for this event."))
+    details = _check_details(event, data)
+    if event.points_price:
+        expire_due(member, now)
+        if balance_of(member) < event.points_price:
+            raise NotEnoughPoints(N_("You need %(points)s points but have %(balance)s."),
+                                  points=event.points_price, balance=balance_of(member))
+    token, code = secrets.token_urlsafe(18), _new_code(event)
+    if reg is None:
+        reg = Registration(event_id=event.id, user_id=member.id, created_at=now)
+    reg.seq, reg.companions, reg.cancelled_at, reg.confirmed_at = seq, data.companions, None, None
+    reg.ticket_token, reg.code = token, code
+    reg.checked_in_at = reg.checked_in_by_id = None
+    reg.points_paid, reg.no_show = 0, False
+    reg.safety_accepted_at = now if event.is_road_trip else None
+    for name, value in details.items():
+        setattr(reg, name, value)
+    reg.state = "waitlisted"
+    db.session.add(reg)
+    db.session.flush()
+    if event.seats_taken() + reg.seats <= event.capacity:
+        _confirm(reg, now)
+        db.session.flush()
+    return reg
+
+
+def _confirm(reg: Registration, now: datetime) -> None:
+    """Give REG its seat, charging the points price first (NotEnoughPoints leaves it as it was)."""
+    from models.points import spend
+
+    price = reg.event.points_price
+    if price:
+        spend(reg.user, price, cause=reg, key=f"event-fee:{reg.event_id}:{reg.seq}", reason=N_("Event signup"), now=now)
+    reg.points_paid = price
+    reg.state, reg.confirmed_at = "confirmed", now
+
+
+def _refund(reg: Registration, now: datetime) -> int:
+    from models.points import refund
+
+    if not reg.points_paid:
+        return 0
+    paid = reg.points_paid
+    refund(reg.user, paid, cause=reg, key=f"event-refund:{reg.event_id}:{reg.seq}", reason=N_("Event signup refunded"),
+           now=now)
+    reg.points_paid = 0
+    return paid
+
+
+@dataclass
+class Cancellation:
+    registration: Registration
+    refunded: int
+    late: bool  # after the cancellation deadline: the points price is kept
+
+
+def cancel_registration(event: Event, member, now: datetime | None = None) -> Cancellation:
+    """MEMBER gives up their place: refunded before the deadline; the freed seats go to the waitlist."""
+    now = now or utcnow()
+    lock_event(event)
+    reg = event.registration_of(member)
+    if reg is None or reg.state == "cancelled":
+        raise DomainError(N_("You are not signed up for this event."))
+    if event.status != "published" or now >= event.starts_at:
+        raise DomainError(N_("This event has started or ended: the signup can no longer be cancelled."))
+    was_confirmed = reg.state == "confirmed"
+    late = was_confirmed and now >= event.cancel_deadline
+    refunded = _refund(reg, now) if was_confirmed and not late else 0
+    reg.state, reg.cancelled_at = "cancelled", now
+    db.session.flush()
+    if was_confirmed:
+        promote_waitlisted(event, now)
+    return Cancellation(reg, refunded, late)
+
+
+def promote_waitlisted(event: Event, now: datetime | None = None) -> list[Registration]:
+    """Fill free seats from the waitlist in arrival order, skipping whoever does not fit; a member
+    who can no longer pay the points price is skipped and told. Call with the event locked."""
+    from models.notifications import notify
+    from models.points import NotEnoughPoints
+
+    now = now or utcnow()
+    if event.status != "published" or now >= event.starts_at:
+        return []
+    free = event.capacity - event.seats_taken()
+    promoted = []
+    for reg in _registrations(event, "waitlisted"):
+        if free <= 0:
+            break
+        if reg.seats > free:
+            continue
+        try:
+            with db.session.begin_nested():
+                _confirm(reg, now)
+        except NotEnoughPoints:
+            db.session.refresh(reg)
+            notify(reg.user, "event_promotion_skipped", {"title": event.title, "points": event.points_price},
+                   link=f"/events/{event.id}", dedupe_key=f"event-skipped:{event.id}:{reg.seq}")
+            continue
+        free -= reg.seats
+        promoted.append(reg)
+        notify(reg.user, "event_promoted", {"title": event.title}, link=f"/events/{event.id}",
+               dedupe_key=f"event-promoted:{event.id}:{reg.seq}")
+    db.session.flush()
+    return promoted
+
+
+def _registrations(event: Event, *states: str) -> list[Registration]:
+    return list(db.session.scalars(
+        select(Registration).where(Registration.event_id == event.id, Registration.state.in_(states))
+        .options(joinedload(Registration.user)).order_by(Registration.seq)
+    ))
+
+
+# --- check-in at the venue -----------------------------------------------------------------
+
+@dataclass
+class CheckIn:
+    registration: Registration
+    first: bool  # False: it had been checked in already (checked_in_at is the earliest scan)
+
+
+def parse_ticket(text: str) -> tuple[str, str] | None:
+    """What a scanned QR (its URL or bare token) or a typed short code carries:
+    ("code", "7KX2QD") or ("token", "…"), or None when it cannot be a ticket."""
+    text = (text or "").strip()
+    if "/t/" in text:
+        text = text.rsplit("/t/", 1)[1].split("?", 1)[0].split("#", 1)[0]
+    # Typed codes forgive case, spaces, dashes and the letters people mistake for digits.
+    code = re.sub(r"[\s-]", "", text).upper().translate(str.maketrans("OIL", "011"))
+    if len(code) == CODE_LENGTH and all(c in CODE_ALPHABET for c in code):
+        return "code", code
+    if re.fullmatch(r"[A-Za-z0-9_-]{16,40}", text):
+        return "token", text
+    return None
+
+
+def find_ticket(event: Event, text: str) -> Registration | None:
+    """The registration TEXT stands for: a code within EVENT, a token in any event."""
+    parsed = parse_ticket(text)
+    if parsed is None:
+        return None
+    kind, value = parsed
+    if kind == "code":
+        where = and_(Registration.event_id == event.id, Registration.code == value)
+    else:
+        where = Registration.ticket_token == value
+    return db.session.scalar(select(Registration).where(where).options(joinedload(Registration.user)))
+
+
+def check_in(event: Event, text: str, staff, scanned_at: datetime | None = None,
+             now: datetime | None = None) -> CheckIn:
+    """Check a ticket in at EVENT. Replays are harmless and the earliest scan time is kept."""
+    now = now or utcnow()
+    found = find_ticket(event, text)
+    if found is None:
+        raise DomainError(N_("No ticket matches this code. Check it and try again."))
+    if found.event_id != event.id:
+        raise DomainError(N_("This ticket is for another event: %(title)s."), title=found.event.title)
+    if event.status not in ("published", "completed"):
+        raise DomainError(N_("This event is not open for check-in."))
+    if found.state != "confirmed":
+        raise DomainError(N_("This ticket is not valid: the signup was cancelled or is still on the waitlist."))
+    # Trust the device's clock only within reason: never in the future, never long before the event.
+    scanned = min(max(scanned_at or now, event.starts_at - SCAN_MARGIN), now)
+    previous = found.checked_in_at
+    db.session.execute(
+        update(Registration).where(
+            Registration.id == found.id,
+            or_(Registration.checked_in_at.is_(None), Registration.checked_in_at > scanned),
+        ).values(checked_in_at=scanned, checked_in_by_id=staff.id, no_show=False)
+    )
+    db.session.refresh(found)
+    if event.status == "completed":  # a sync that arrives after the event was closed still counts
+        pay_attendance(found, now)
+    return CheckIn(found, first=previous is None)
+
+
+def roster(event: Event) -> list[Registration]:
+    """Confirmed registrations, then the waitlist, with members in the same query."""
+    return list(db.session.scalars(
+        select(Registration).where(Registration.event_id == event.id, Registration.state != "cancelled")
+        .options(joinedload(Registration.user))
+        .order_by(case((Registration.state == "confirmed", 0), else_=1), Registration.seq)
+    ))
+
+
+# --- listings ------------------------------------------------------------------------------
+
+@dataclass
+class EventCard:
+    event: Event
+    seats_taken: int
+    waitlisted: int
+    checked_in: int = 0
+
+    @property
+    def seats_left(self) -> int:
+        return max(0, self.event.capacity - self.seats_taken)
+
+    @property
+    def fill_percent(self) -> int:
+        return min(100, self.seats_taken * 100 // max(self.event.capacity, 1))
+
+
+def _counts():
+    """Per event: confirmed seats, waitlisted members, checked-in seats (one grouped subquery)."""
+    confirmed = Registration.state == "confirmed"
+    return (
+        select(
+            Registration.event_id.label("event_id"),
+            func.coalesce(func.sum(case((confirmed, 1 + Registration.companions), else_=0)), 0).label("taken"),
+            func.coalesce(func.sum(case((Registration.state == "waitlisted", 1), else_=0)), 0).label("waiting"),
+            func.coalesce(func.sum(case((and_(confirmed, Registration.checked_in_at.is_not(None)),
+                                            1 + Registration.companions), else_=0)), 0).label("present"),
+        ).group_by(Registration.event_id).subquery()
+    )
+
+
+def _cards(query) -> list[EventCard]:
+    counts = _counts()
+    rows = db.session.execute(
+        query.add_columns(counts.c.taken, counts.c.waiting, counts.c.present)
+        .outerjoin(counts, counts.c.event_id == Event.id)
+        .options(joinedload(Event.community))
+    ).all()
+    return [EventCard(row[0], row[1] or 0, row[2] or 0, row[3] or 0) for row in rows]
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime] | None:
+    """'2026-12' -> the UTC instants the Shanghai month begins and ends."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", month or "")
+    if not match or not 1 <= int(match[2]) <= 12:
+        return None
+    year, mon = int(match[1]), int(match[2])
+    first = datetime(year, mon, 1).date()
+    following = datetime(year + (mon == 12), mon % 12 + 1, 1).date()
+    return shanghai_midnight(first), shanghai_midnight(following)
+
+
+def upcoming(community_id: int | None = None, month: str | None = None, after: tuple[datetime, int] | None = None,
+             limit: int = 20, now: datetime | None = None) -> list[EventCard]:
+    """Published events not yet over, soonest first, with their seat counts, in one query.
+    AFTER is the (starts_at, id) of the last event of the previous page."""
+    now = now or utcnow()
+    query = select(Event).where(Event.status == "published", Event.ends_at > now)
+    if community_id is not None:
+        query = query.where(Event.community_id == community_id)
+    bounds = month_bounds(month) if month else None
+    if bounds:
+        query = query.where(Event.starts_at >= bounds[0], Event.starts_at < bounds[1])
+    if after is not None:
+        query = query.where(or_(Event.starts_at > after[0], and_(Event.starts_at == after[0], Event.id > after[1])))
+    return _cards(query.order_by(Event.starts_at, Event.id).limit(limit))
+
+
+def managed_by(user, limit: int = 100) -> list[EventCard]:
+    """Events of the communities USER organizes (all for an admin), newest start first."""
+    query = select(Event)
+    if not user.is_admin:
+        query = query.where(Event.community_id.in_(user.communities_where("organizer") or [-1]))
+    return _cards(query.order_by(Event.starts_at.desc(), Event.id.desc()).limit(limit))
+
+
+def registrations_of(member, event_ids) -> dict[int, Registration]:
+    """MEMBER's registrations for EVENT_IDS, in one query (for a listing)."""
+    if member is None or not getattr(member, "is_authenticated", False) or not event_ids:
+        return {}
+    rows = db.session.scalars(
+        select(Registration).where(Registration.user_id == member.id, Registration.event_id.in_(list(event_ids)))
+    )
+    return {r.event_id: r for r in rows}
+
+
+def tickets_of(member, now: datetime | None = None) -> tuple[list[Registration], list[Registration]]:
+    """MEMBER's signups: (coming: confirmed or waitlisted for events not over, past), one query."""
+    now = now or utcnow()
+    rows = list(db.session.scalars(
+        select(Registration).join(Event, Event.id == Registration.event_id)
+        .where(Registration.user_id == member.id, Registration.state != "cancelled")
+        .options(joinedload(Registration.event).joinedload(Event.community))
+        .order_by(Event.starts_at, Registration.id)
+    ).unique())
+    coming = [r for r in rows if r.event.status == "published" and r.event.ends_at > now]
+    past = [r for r in reversed(rows) if r not in coming]
+    return coming, past
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+def send_reminders(now: datetime | None = None) -> int:
+    """Send "tomorrow" reminders for confirmed members of events starting on the next Shanghai day,
+    sent from 09:00 Shanghai time the day before; the dedupe key makes a rerun send nothing."""
+    from models.notifications import notify
+
+    now = now or utcnow()
+    if now.astimezone(SHANGHAI).hour < 9:
+        return 0
+    tomorrow = shanghai_day(now) + timedelta(days=1)
+    start, end = shanghai_midnight(tomorrow), shanghai_midnight(tomorrow + timedelta(days=1))
+    regs = db.session.scalars(
+        select(Registration).join(Event, Event.id == Registration.event_id).where(
+            Event.status == "published", Event.starts_at >= start, Event.starts_at < end,
+            Registration.state == "confirmed",
+        ).options(joinedload(Registration.event), joinedload(Registration.user))
+    ).all()
+    for reg in regs:
+        notify(reg.user, "event_reminder",
+               {"title": reg.event.title, "time": reg.event.starts_at.astimezone(SHANGHAI).strftime("%H:%M"),
+                "place": reg.event.place},
+               link=f"/events/{reg.event_id}", dedupe_key=f"event-reminder:{reg.event_id}")
+    return len(regs)
+
+
+AUTO_COMPLETE_AFTER = timedelta(hours=6)
+
+
+def due_for_completion(now: datetime | None = None) -> list[int]:
+    """Published events that ended a while ago and nobody closed."""
+    now = now or utcnow()
+    return list(db.session.scalars(
+        select(Event.id).where(Event.status == "published", Event.ends_at <= now - AUTO_COMPLETE_AFTER)
+    ))
