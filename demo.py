@@ -10,7 +10,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from models import Community, Partner, Store, User, db, notify
+from models import Community, DomainError, Partner, Store, User, db, notify
 from models.accounts import grant_role
 from models.types import utcnow
 
@@ -148,8 +148,88 @@ def seed() -> bool:
     db.session.flush()
     seed_loyalty(rng, staff, members, partners, communities)
     seed_stories(rng, staff + members, communities)
+    seed_events(rng, staff, members, communities)
     db.session.commit()
     return True
+
+
+# (community, kind, title, place, address, days from now, capacity, companions, price, safety notice)
+EVENTS = [
+    ("ev", "meetup", "冬季续航交流会 · 电池健康免费检测", "滨江超充站", "上海市浦东新区滨江大道 2727 号", 6, 30, 1, 0, ""),
+    ("ev", "road_trip", "电车自驾千岛湖 · 两天一夜", "千岛湖服务区集合", "浙江省杭州市淳安县千岛湖镇", 16, 12, 1, 200,
+     "全程高速限速 110，车距 100 米以上；出发前电量不低于 90%；服从领队安排，不得擅自超车离队。"),
+    ("women", "meetup", "她车社 · 新手保养小课堂", "安心养车（徐汇店）", "上海市徐汇区龙华中路 600 号", 9, 15, 0, 0, ""),
+    ("modding", "workshop", "改装体验营：轮毂与避震", "锐改工坊", "上海市嘉定区安亭镇墨玉南路 888 号", 12, 8, 0, 100, ""),
+    ("newcomers", "fair", "二手车购车节 · 避坑讲座 + 验车", "车友圈线下体验店", "上海市闵行区虹桥镇申虹路 88 号", 20, 80, 2, 0, ""),
+]
+PAST_EVENTS = [
+    ("ev", "meetup", "夏日充电桩地图共建", "世博充电站", "上海市浦东新区世博大道 1500 号", -30, 20),
+    ("women", "meetup", "夜间行车安全分享", "她车社活动室", "上海市静安区南京西路 1266 号", -14, 12),
+    ("modding", "workshop", "排气改装合规讲解", "锐改工坊", "上海市嘉定区安亭镇墨玉南路 888 号", -21, 10),
+    ("newcomers", "meetup", "第一次提车经验交流", "车友圈线下体验店", "上海市闵行区虹桥镇申虹路 88 号", -7, 20),
+]
+
+
+def seed_events(rng, staff, members, communities) -> None:
+    """Upcoming events with signups (one full, with a waitlist) and past ones with attendance."""
+    from datetime import datetime, time
+
+    from models.events import (
+        EventInput, SignupInput, check_in, complete_event, publish_event, save_event, signup,
+    )
+    from models.types import SHANGHAI
+
+    organizers = {"ev": staff[1], "modding": staff[1], "women": staff[4], "newcomers": staff[4]}
+    now = utcnow()
+    today = now.astimezone(SHANGHAI).date()
+
+    def create(slug, kind, title, place, address, days, capacity, companions, price, notice, created):
+        starts = datetime.combine(today + timedelta(days=days), time(14, 0), tzinfo=SHANGHAI)
+        data = EventInput(
+            community=communities[slug], kind=kind, title=title, place=place, address=address, map_url="",
+            description=f"**{title}**\n\n- 集合地点：{place}\n- 欢迎新老车友参加，现场有茶歇。", starts_at=starts,
+            ends_at=starts + timedelta(hours=3 if kind != "road_trip" else 30), capacity=capacity,
+            companions_allowed=companions, signup_opens_at=created, signup_closes_at=starts - timedelta(hours=2),
+            cancel_deadline=starts - timedelta(days=1), points_price=price, attendance_points=50,
+            level_priority=True, safety_notice=notice,
+        )
+        event = save_event(organizers[slug], data, now=created)
+        publish_event(event, organizers[slug], now=created)
+        return event
+
+    def plate():
+        return "沪" + rng.choice("ABCDEFG") + "".join(rng.choice("0123456789") for _ in range(5))
+
+    details = dict(accept_safety=True, emergency_name="家人", emergency_phone="13900000000")
+    demo_member = staff[0]
+    for n, (slug, kind, title, place, address, days, capacity, companions, price, notice) in enumerate(EVENTS):
+        event = create(slug, kind, title, place, address, days, capacity, companions, price, notice,
+                       now - timedelta(days=3))
+        # The modding workshop fills up, so its page shows a waitlist.
+        crowd = capacity + 3 if kind == "workshop" else rng.randint(capacity // 3, capacity // 2)
+        people = ([demo_member] if n in (0, 3) else []) + rng.sample(members, crowd)
+        for i, member in enumerate(people):
+            when = now - timedelta(days=2, hours=-i)
+            try:
+                signup(event, member, SignupInput(companions=rng.randint(0, companions), plate=plate(), **details),
+                       now=when)
+            except DomainError:
+                continue  # not enough points for a paid event: that member simply is not signed up
+    for slug, kind, title, place, address, days, capacity in PAST_EVENTS:
+        event = create(slug, kind, title, place, address, days, capacity, 1, 0, "", now + timedelta(days=days - 10))
+        people = [demo_member] + rng.sample(members, capacity - 4)
+        for i, member in enumerate(people):
+            signup(event, member, SignupInput(), now=event.signup_opens_at + timedelta(hours=i + 1))
+        for i, reg in enumerate(event_roster(event)):
+            if rng.random() < 0.8 or reg.user_id == demo_member.id:
+                check_in(event, reg.code, organizers[slug], scanned_at=event.starts_at + timedelta(minutes=i))
+        complete_event(event, organizers[slug], now=event.ends_at + timedelta(hours=1))
+
+
+def event_roster(event):
+    from models.events import roster
+
+    return [r for r in roster(event) if r.state == "confirmed"]
 
 
 STORIES = {

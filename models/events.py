@@ -470,9 +470,8 @@ def lock_event(event: Event) -> int:
 
 
 def _when(moment: datetime) -> str:
-    from flask_babel import format_datetime
-
-    return format_datetime(moment, "yyyy-MM-dd HH:mm")
+    """A time in messages: Shanghai wall-clock time, the same in both languages."""
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 def _refuse_closed(event: Event, member, now: datetime) -> None:

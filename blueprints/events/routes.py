@@ -1,15 +1,284 @@
 """Events for members: the listing, an event's page, signup and cancellation, the calendar file."""
 from __future__ import annotations
 
-from flask import Blueprint
+from datetime import datetime, timedelta, timezone
+
+from babel.dates import format_skeleton
+from flask import (
+    Blueprint, abort, current_app, flash, make_response, redirect, request, url_for,
+)
+from flask_babel import get_locale, get_timezone
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import aliased, joinedload
+
+from app import limiter
+from blueprints.access import wants_fragment
+from blueprints.web import domain_message, render
+from models import Community, DomainError, db
+from models.events import (
+    Event, Registration, SignupInput, can_manage, cancel_registration, month_bounds, opens_for,
+    priority_suspended_until, registrations_of, signup as signup_member, upcoming,
+)
+from models.types import add_months, shanghai_day, utcnow
+from services.calendar import event_ics
+from services.qr import qr_svg
 
 bp = Blueprint("events", __name__)
 
+PAGE_SIZE = 20
+MONTHS_AHEAD = 6
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _per_member():
+    return f"member:{current_user.id}" if current_user.is_authenticated else request.remote_addr
+
+
+# --- helpers shared by the pages ------------------------------------------------------------
+
+def encode_cursor(event: Event) -> str:
+    return f"{(event.starts_at - _EPOCH) // timedelta(microseconds=1)}-{event.id}"
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    try:
+        micros, event_id = (cursor or "").split("-")
+        return _EPOCH + timedelta(microseconds=int(micros)), int(event_id)
+    except (ValueError, OverflowError):
+        return None
+
+
+def month_choices(today=None) -> list[tuple[str, str]]:
+    """("2026-12", "2026年12月") for this Shanghai month and the next few."""
+    first = (today or shanghai_day()).replace(day=1)
+    months = [add_months(first, n) for n in range(MONTHS_AHEAD)]
+    return [(m.strftime("%Y-%m"), format_skeleton("yMMM", m, locale=get_locale())) for m in months]
+
+
+@bp.app_template_filter("event_when")
+def event_when(moment: datetime, skeleton: str = "MMMEd") -> str:
+    """'12月5日周六 10:00' in Shanghai time (the day as people say it, then the clock)."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(get_timezone())
+    return f"{format_skeleton(skeleton, local, locale=get_locale())} {local:%H:%M}"
+
+
+def ticket_url(reg: Registration) -> str:
+    """The absolute URL the ticket's QR carries (the check-in page resolves it)."""
+    if "events.ticket" in current_app.view_functions:
+        return url_for("events.ticket", token=reg.ticket_token, _external=True)
+    return url_for("main.home", _external=True).rstrip("/") + "/events/t/" + reg.ticket_token
+
+
+def ticket_qr(reg: Registration):
+    return qr_svg(ticket_url(reg), _("Ticket %(code)s", code=reg.display_code), css_class="qr event-qr-code")
+
+
+def waitlist_positions(regs) -> dict[int, int]:
+    """Waitlist position of each waitlisted registration in REGS, in one query (the model's
+    `waitlist_position()` costs a query per registration)."""
+    ids = [r.id for r in regs if r.state == "waitlisted"]
+    if not ids:
+        return {}
+    ahead = aliased(Registration)
+    rows = db.session.execute(
+        select(Registration.id, func.count(ahead.id))
+        .outerjoin(ahead, and_(ahead.event_id == Registration.event_id, ahead.state == "waitlisted",
+                               ahead.seq < Registration.seq))
+        .where(Registration.id.in_(ids)).group_by(Registration.id)
+    ).all()
+    return {reg_id: 1 + count for reg_id, count in rows}
+
+
+def cancelled_with_event(member) -> list[Registration]:
+    """MEMBER's signups that ended because the organizer cancelled the event, in one query.
+    `tickets_of` leaves out every cancelled registration, and `cancel_event` cancels them all,
+    so without this a cancelled meetup would silently vanish from "My tickets"."""
+    return list(db.session.scalars(
+        select(Registration).join(Event, Event.id == Registration.event_id)
+        .where(Registration.user_id == member.id, Registration.state == "cancelled",
+               Event.status == "cancelled", Registration.cancelled_at == Event.cancelled_at)
+        .options(joinedload(Registration.event).joinedload(Event.community))
+    ).unique())
+
+
+def visible_event_or_404(event_id: int) -> Event:
+    event = db.session.scalar(select(Event).where(Event.id == event_id)
+                              .options(joinedload(Event.community), joinedload(Event.organizer)))
+    if event is None or not event.visible_to(current_user):
+        abort(404)
+    return event
+
+
+def _priority_note(event: Event) -> dict | None:
+    """The lowest level with early signup and the most hours any level gets, for the page's note."""
+    from models.levels import Level
+
+    if not event.level_priority:
+        return None
+    early = [level for level in Level.ladder() if level.priority_hours > 0]
+    if not early:
+        return None
+    return {"level": early[0].number, "hours": max(level.priority_hours for level in early)}
+
+
+def panel_context(event: Event, values=None, error: str | None = None, notice: str | None = None) -> dict:
+    """Everything the signup panel shows: seats, the member's registration and what they may do."""
+    now = utcnow()
+    member = current_user if current_user.is_authenticated else None
+    reg = event.registration_of(member) if member else None
+    if reg is not None and reg.state == "cancelled":
+        reg = None
+    opens = opens_for(event, member, now)
+    return {
+        "event": event,
+        "reg": reg,
+        "seats_left": max(0, event.capacity - event.seats_taken()),
+        "waitlisted": event.waitlist_length(),
+        "position": reg.waitlist_position() if reg is not None else None,
+        "qr": ticket_qr(reg) if reg is not None and reg.state == "confirmed" else None,
+        "opens": opens,
+        "is_open": event.signup_open_for(member, now) if member else (
+            event.status == "published" and event.signup_opens_at <= now < event.signup_closes_at
+            and now < event.starts_at),
+        "not_yet": now < opens,
+        "closed": now >= event.signup_closes_at or now >= event.starts_at,
+        "refundable": now < event.cancel_deadline,
+        "suspended_until": priority_suspended_until(member, now) if member and event.level_priority else None,
+        "values": values if values is not None else {},
+        "error": error,
+        "notice": notice,
+    }
+
+
+def _panel(event: Event, status: int = 200, **kwargs):
+    """The signup panel alone for htmx, else the whole event page."""
+    context = panel_context(event, **kwargs)
+    if not wants_fragment():
+        context.update(_page_context(event))
+    return render("events/show.html", "events/_signup.html", status=status, **context)
+
+
+def _page_context(event: Event) -> dict:
+    return {"can_manage": can_manage(current_user, event), "priority": _priority_note(event)}
+
+
+# --- pages --------------------------------------------------------------------------------
 
 @bp.get("")
 def index():
-    """Upcoming events, filtered by community and month."""
-    raise NotImplementedError  # helper A
+    """Upcoming events, filtered by community and month; more load as the list scrolls."""
+    slug = request.args.get("community") or None
+    community = db.session.scalar(select(Community).where(Community.slug == slug)) if slug else None
+    month = request.args.get("month") or None
+    if month and month_bounds(month) is None:
+        month = None
+    cursor = request.args.get("cursor")
+    after = decode_cursor(cursor)
+    cards = upcoming(community_id=community.id if community else None, month=month, after=after,
+                     limit=PAGE_SIZE + 1)
+    more = len(cards) > PAGE_SIZE
+    cards = cards[:PAGE_SIZE]
+    next_cursor = encode_cursor(cards[-1].event) if more else None
+    filters = {"community": community.slug if community else None, "month": month}
+    more_url = url_for("events.index", cursor=next_cursor, **filters) if next_cursor else None
+    context = {
+        "cards": cards, "mine": registrations_of(current_user, [c.event.id for c in cards]),
+        "next_cursor": next_cursor, "more_url": more_url, "community": community, "month": month,
+    }
+    if after is not None:  # the next page of an infinite scroll: only the cards
+        return render("events/index.html", "events/_cards.html", **context)
+    return render("events/index.html", "events/_list.html", communities=Community.all_ordered(),
+                  months=month_choices(), **context)
+
+
+@bp.get("/<int:event_id>")
+def show(event_id):
+    """An event: what, when, where, who runs it, seats left, and the member's signup or ticket."""
+    event = visible_event_or_404(event_id)
+    return render("events/show.html", "events/_signup.html", **panel_context(event), **_page_context(event))
+
+
+def _signup_input() -> SignupInput:
+    raw = (request.form.get("companions") or "0").strip()
+    try:
+        companions = int(raw)
+    except ValueError:
+        companions = -1  # refused by the model with the event's limit in the message
+    return SignupInput(
+        companions=companions,
+        accept_safety=request.form.get("accept_safety") in ("1", "on", "yes", "true"),
+        plate=(request.form.get("plate") or "")[:20],
+        emergency_name=(request.form.get("emergency_name") or "")[:40],
+        emergency_phone=(request.form.get("emergency_phone") or "")[:20],
+    )
+
+
+@bp.post("/<int:event_id>/signup")
+@login_required
+@limiter.limit("30 per minute", key_func=_per_member)
+def signup(event_id):
+    """Sign the member up: a seat (and a ticket) while seats remain, else the waitlist."""
+    event = visible_event_or_404(event_id)
+    data = _signup_input()
+    try:
+        reg = signup_member(event, current_user, data)
+    except DomainError as error:
+        db.session.rollback()
+        return _panel(event, status=422, values=request.form, error=domain_message(error))
+    db.session.commit()
+    if reg.state == "confirmed":
+        notice = _("You're in! Show this ticket at the venue.")
+    else:
+        notice = _("The event is full: you are number %(position)s on the waitlist. We will tell you if a seat frees up.",
+                   position=reg.waitlist_position())
+    if not wants_fragment():
+        flash(notice, "success")
+        return redirect(url_for("events.show", event_id=event.id), 303)
+    response = _panel(event, notice=notice)
+    if reg.points_paid:
+        response.headers["HX-Trigger"] = "points-changed"
+    return response
+
+
+@bp.post("/<int:event_id>/cancel")
+@login_required
+@limiter.limit("30 per minute", key_func=_per_member)
+def cancel(event_id):
+    """Cancel the member's own signup; freed seats go to the waitlist."""
+    event = visible_event_or_404(event_id)
+    try:
+        result = cancel_registration(event, current_user)
+    except DomainError as error:
+        db.session.rollback()
+        return _panel(event, status=422, error=domain_message(error))
+    db.session.commit()
+    if result.refunded:
+        notice = _("Your signup is cancelled and %(points)s points are back in your account.", points=result.refunded)
+    elif result.late:
+        notice = _("Your signup is cancelled. It was after the cancellation deadline, so the points are not refunded.")
+    else:
+        notice = _("Your signup is cancelled.")
+    if not wants_fragment():
+        flash(notice, "info")
+        return redirect(url_for("events.show", event_id=event.id), 303)
+    response = _panel(event, notice=notice)
+    if result.refunded:
+        response.headers["HX-Trigger"] = "points-changed"
+    return response
+
+
+@bp.get("/<int:event_id>/calendar.ics")
+def calendar(event_id):
+    """The event as an .ics file for the phone's calendar."""
+    event = visible_event_or_404(event_id)
+    response = make_response(event_ics(event, url_for("events.show", event_id=event.id, _external=True)))
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="cheyou-event-{event.id}.ics"'
+    return response
 
 
 from blueprints.events import checkin  # noqa: E402,F401

@@ -1,7 +1,7 @@
 """The member's own pages: profile, inbox, and the tabs of capabilities still to come."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -112,7 +112,18 @@ def points_summary(member) -> dict:
 
 @bp.get("/tickets")
 def tickets():
-    return coming_soon(_("My tickets"), _("Tickets for the meetups you sign up for will be here, available offline."))
+    """My tickets: coming events (QR and code, or waitlist position) and past ones; kept on the
+    device by the service worker so the ticket opens at a venue without signal."""
+    from blueprints.events.routes import cancelled_with_event, ticket_qr, waitlist_positions
+    from blueprints.web import keep_offline
+    from models.events import tickets_of
+
+    coming, past = tickets_of(current_user)
+    past = sorted(past + cancelled_with_event(current_user), key=lambda r: r.event.starts_at, reverse=True)
+    response = render_template("me/tickets.html", coming=coming, past=past,
+                               positions=waitlist_positions(coming),
+                               qrs={r.id: ticket_qr(r) for r in coming if r.state == "confirmed"})
+    return keep_offline(make_response(response))
 
 
 @bp.get("/garage")
