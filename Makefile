@@ -29,12 +29,17 @@ $(VENV)/.installed: requirements.txt
 	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-assets: static/vendor/htmx.min.js
+# Front-end libraries from npm, pinned by package-lock.json: htmx, and jsQR (the check-in
+# page's QR decoder: plain JavaScript, no WASM, so it runs under our CSP).
+VENDOR := static/vendor/htmx.min.js static/vendor/jsQR.js
 
-static/vendor/htmx.min.js: package.json package-lock.json
+assets: $(VENDOR)
+
+$(VENDOR) &: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+	cp node_modules/jsqr/dist/jsQR.js static/vendor/jsQR.js
 
 translations: venv
 	@$(VENV)/bin/pybabel compile -d translations -f 2>&1 | grep -v "^compiling" || true

@@ -23,10 +23,12 @@ from sqlalchemy import event  # noqa: E402
 from app import create_app  # noqa: E402
 from models import db  # noqa: E402
 
-# (path, signed in as the demo admin?)
-PAGES = [("/", True), ("/communities", True), ("/c/ev", True), ("/me", True), ("/me/notifications", True),
-         ("/me/points", True), ("/rewards", True), ("/me/vouchers", True), ("/admin", True), ("/", False),
-         ("/rewards", False), ("/auth/signup", False)]
+# (path, viewer): the demo admin, the demo member (who holds vouchers and tickets) or a visitor
+PAGES = [("/", "admin"), ("/communities", "admin"), ("/c/ev", "admin"), ("/me", "admin"),
+         ("/me/notifications", "admin"), ("/me/points", "admin"), ("/rewards", "admin"), ("/me/vouchers", "admin"),
+         ("/admin", "admin"), ("/events", "member"), ("/events/1", "member"), ("/me/tickets", "member"),
+         ("/events/manage", "admin"), ("/events/4/roster", "admin"), ("/events/4/checkin", "admin"),
+         ("/", "visitor"), ("/rewards", "visitor"), ("/events", "visitor"), ("/auth/signup", "visitor")]
 
 
 def main() -> None:
@@ -55,8 +57,11 @@ def main() -> None:
 
     member = app.test_client()
     member.post("/auth/login", data={"login": admin_login, "password": DEMO_PASSWORD})
-    member_login = DEMO_ACCOUNTS[0][0]  # the demo member holds vouchers
+    member_login = DEMO_ACCOUNTS[0][0]  # the demo member holds vouchers and tickets
+    owner = app.test_client()
+    owner.post("/auth/login", data={"login": member_login, "password": DEMO_PASSWORD})
     visitor = app.test_client()
+    viewers = {"admin": member, "member": owner, "visitor": visitor}
     headers = {"Accept-Encoding": "br"}
 
     def measure(path: str, client=member) -> tuple[float, int, int, int, bytes]:
@@ -76,11 +81,10 @@ def main() -> None:
     print("| page | viewer | time ÷ /healthz | SQL queries | HTML bytes | sent (br) |")
     print("|---|---|---:|---:|---:|---:|")
     home_raw = b""
-    for path, signed_in in PAGES:
-        median, n_queries, raw_len, sent_len, raw = measure(path, member if signed_in else visitor)
-        if path == "/" and signed_in:
+    for path, viewer in PAGES:
+        median, n_queries, raw_len, sent_len, raw = measure(path, viewers[viewer])
+        if path == "/" and viewer == "admin":
             home_raw = raw
-        viewer = "admin" if signed_in else "visitor"
         print(f"| `{path}` | {viewer} | {median / base_time:.1f}× | {n_queries} | {raw_len:,} | {sent_len:,} |")
 
     # Everything a first visit to the home page downloads, as a phone on a weak network sees it.
@@ -94,8 +98,6 @@ def main() -> None:
           f"{total_raw:,} bytes raw, {total_sent:,} bytes sent (br)")
 
     # A voucher PDF: WeasyPrint renders it on the first download, the cache serves the rest.
-    owner = app.test_client()
-    owner.post("/auth/login", data={"login": member_login, "password": DEMO_PASSWORD})
     with app.app_context():
         from models import User, Voucher
 

@@ -1,10 +1,11 @@
 """Events (线下活动): offline meetups with capacity, a waitlist, level priority, a points price,
 QR tickets and venue check-in.
 
-Every change to an event's registrations starts by locking the event's row
-(`UPDATE events SET signup_seq = signup_seq + 1 … RETURNING`): on PostgreSQL that row lock
-serialises signups, cancellations and promotions of one event, and the returned number is the
-arrival order; SQLite's `BEGIN IMMEDIATE` already serialises every writer. Seats are then
+Every change to an event's registrations starts by locking the event's row (a signup with
+`UPDATE events SET signup_seq = signup_seq + 1 … RETURNING`, whose number is its arrival order;
+the rest with `SELECT … FOR UPDATE`): on PostgreSQL that row lock serialises signups,
+cancellations and promotions of one event; SQLite's `BEGIN IMMEDIATE` already serialises every
+writer. Seats are then
 counted from the confirmed registrations inside the same transaction, so capacity is never
 exceeded, and `(event_id, user_id)` is unique, so no one is registered twice.
 
@@ -24,7 +25,7 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import (
     CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, and_, case, func, or_, select, update,
 )
-from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
+from sqlalchemy.orm import Mapped, aliased, joinedload, mapped_column, relationship
 
 from models import N_, DomainError, db
 from models.markup import render_markdown
@@ -326,6 +327,8 @@ def save_event(actor, data: EventInput, event: Event | None = None, now: datetim
 
     now = now or utcnow()
     validate_event(data)
+    if not actor.has_role("organizer", community=data.community):
+        raise DomainError(N_("You can only create events in communities you organize."))
     refuse_blocked(data.title, data.description, data.safety_notice or "")
     if event is not None and event.status in ("cancelled", "completed"):
         raise DomainError(N_("A cancelled or completed event can no longer be edited."))
@@ -373,6 +376,7 @@ def publish_event(event: Event, actor, now: datetime | None = None) -> Event:
     from models.audit import audit
 
     now = now or utcnow()
+    lock_event(event)
     if event.status != "draft":
         raise DomainError(N_("Only a draft can be published."))
     if event.starts_at <= now:
@@ -459,8 +463,15 @@ def normalise_plate(value: str) -> str:
     return re.sub(r"[\s·.\-]", "", value or "").upper()
 
 
-def lock_event(event: Event) -> int:
-    """Lock the event's row until commit and return the next arrival number."""
+def lock_event(event: Event) -> None:
+    """Hold the event's row until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
+    database) and reload it, so status, capacity and seats are read as of the lock."""
+    db.session.execute(select(Event.id).where(Event.id == event.id).with_for_update())
+    db.session.refresh(event)
+
+
+def next_arrival(event: Event) -> int:
+    """Lock the event's row like `lock_event` and return the next arrival number for a signup."""
     seq = db.session.execute(
         update(Event).where(Event.id == event.id).values(signup_seq=Event.signup_seq + 1)
         .returning(Event.signup_seq)
@@ -517,10 +528,14 @@ def _new_code(event: Event) -> str:
 
 def signup(event: Event, member, data: SignupInput, now: datetime | None = None) -> Registration:
     """Register MEMBER: confirmed (and charged) while seats remain, else waitlisted in arrival order."""
-    from models.points import NotEnoughPoints, balance_of, expire_due
+    from models.points import NotEnoughPoints, balance_of, expire_due, lock_member
 
     now = now or utcnow()
-    seq = lock_event(event)
+    seq = next_arrival(event)
+    # Then the member (always in this order: event, member). Taken before the registration row is
+    # written, whose foreign key share-locks the member: two of one member's signups would
+    # otherwise each hold that share lock while waiting for the other's `spend` lock (deadlock).
+    lock_member(member)
     _refuse_closed(event, member, now)
     reg = event.registration_of(member)
     if reg is not None and reg.state == "confirmed":
@@ -691,7 +706,11 @@ def check_in(event: Event, text: str, staff, scanned_at: datetime | None = None,
         raise DomainError(N_("This ticket is not valid: the signup was cancelled or is still on the waitlist."))
     # Trust the device's clock only within reason: never in the future, never long before the event.
     scanned = min(max(scanned_at or now, event.starts_at - SCAN_MARGIN), now)
-    previous = found.checked_in_at
+    # Lock the registration before reading its scan time, so of two phones syncing the same
+    # ticket at once only one is told it checked the member in.
+    previous = db.session.scalar(
+        select(Registration.checked_in_at).where(Registration.id == found.id).with_for_update()
+    )
     db.session.execute(
         update(Registration).where(
             Registration.id == found.id,
@@ -755,6 +774,11 @@ def _cards(query) -> list[EventCard]:
     return [EventCard(row[0], row[1] or 0, row[2] or 0, row[3] or 0) for row in rows]
 
 
+def card_of(event: Event) -> EventCard:
+    """One event with its counts (the manage page's header)."""
+    return _cards(select(Event).where(Event.id == event.id))[0]
+
+
 def month_bounds(month: str) -> tuple[datetime, datetime] | None:
     """'2026-12' -> the UTC instants the Shanghai month begins and ends."""
     match = re.fullmatch(r"(\d{4})-(\d{2})", month or "")
@@ -801,17 +825,34 @@ def registrations_of(member, event_ids) -> dict[int, Registration]:
 
 
 def tickets_of(member, now: datetime | None = None) -> tuple[list[Registration], list[Registration]]:
-    """MEMBER's signups: (coming: confirmed or waitlisted for events not over, past), one query."""
+    """MEMBER's signups, one query: (coming: confirmed or waitlisted for events not over; past,
+    newest first, including signups that ended because the organizer cancelled the event)."""
     now = now or utcnow()
+    ended_with_event = and_(Event.status == "cancelled", Registration.cancelled_at == Event.cancelled_at)
     rows = list(db.session.scalars(
         select(Registration).join(Event, Event.id == Registration.event_id)
-        .where(Registration.user_id == member.id, Registration.state != "cancelled")
+        .where(Registration.user_id == member.id, or_(Registration.state != "cancelled", ended_with_event))
         .options(joinedload(Registration.event).joinedload(Event.community))
         .order_by(Event.starts_at, Registration.id)
     ).unique())
     coming = [r for r in rows if r.event.status == "published" and r.event.ends_at > now]
     past = [r for r in reversed(rows) if r not in coming]
     return coming, past
+
+
+def waitlist_positions(regs) -> dict[int, int]:
+    """The waitlist position of each waitlisted registration in REGS, in one query."""
+    ids = [r.id for r in regs if r.state == "waitlisted"]
+    if not ids:
+        return {}
+    ahead = aliased(Registration)
+    rows = db.session.execute(
+        select(Registration.id, func.count(ahead.id))
+        .outerjoin(ahead, and_(ahead.event_id == Registration.event_id, ahead.state == "waitlisted",
+                               ahead.seq < Registration.seq))
+        .where(Registration.id.in_(ids)).group_by(Registration.id)
+    ).all()
+    return {reg_id: 1 + count for reg_id, count in rows}
 
 
 # --- jobs ----------------------------------------------------------------------------------

@@ -1,10 +1,17 @@
 /* Cheyou service worker {{ version }}: precache the shell, network-first for pages,
-   cache-first for versioned static files, and never keep a signed-in member's pages. */
+   cache-first for versioned static files, and never keep a signed-in member's pages —
+   except those that mark themselves `X-Cheyou-Offline: keep` (tickets, the check-in page),
+   which go to a private cache that logout wipes. */
 const VERSION = "{{ version }}";
 const SHELL = "cheyou-shell-" + VERSION;
 const PAGES = "cheyou-pages-" + VERSION;
+const PRIVATE = "cheyou-private-" + VERSION;
 const OFFLINE_URL = "{{ offline_url }}";
 const PRECACHE = {{ precache|tojson }};
+const OFFLINE_HEADER = "X-Cheyou-Offline";
+const LOGOUT_PATH = "{{ url_for('auth.logout') }}";
+// The check-in page's offline roster and queue (IndexedDB): a shared phone keeps none after logout.
+const DEVICE_DATABASES = ["cheyou-checkin"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(SHELL).then((cache) => cache.addAll(PRECACHE)).then(() => self.skipWaiting()));
@@ -15,6 +22,7 @@ self.addEventListener("activate", (event) => {
     caches.keys()
       .then((keys) => Promise.all(keys.filter((k) => k.startsWith("cheyou-") && !k.endsWith(VERSION)).map((k) => caches.delete(k))))
       .then(() => self.clients.claim())
+      .then(keepOpenPages)
   );
 });
 
@@ -24,16 +32,57 @@ function cacheable(response) {
   return response.ok && response.type === "basic" && !/no-store|private/.test(cc);
 }
 
-async function networkFirst(request) {
+function keepable(response) {
+  // A member's page that asked to be kept on this device for offline use (until logout).
+  return response.ok && response.type === "basic" && !response.redirected && response.headers.get(OFFLINE_HEADER) === "keep";
+}
+
+async function keepPage(url, response) {
+  // Store the page, and the versioned files it loads, so it also opens with no signal.
+  const html = await response.clone().text();
+  await (await caches.open(PRIVATE)).put(url, response);
+  const shell = await caches.open(SHELL);
+  const assets = new Set();
+  for (const match of html.matchAll(/(?:src|href)="(\/static\/[^"?]+\?v=[0-9a-f]+)"/g)) assets.add(match[1]);
+  await Promise.all([...assets].map(async (asset) => {
+    if (await shell.match(asset)) return;
+    try {
+      const file = await fetch(asset);
+      if (file.ok) await shell.put(asset, file);
+    } catch (error) { /* offline again: the next visit tries */ }
+  }));
+  const clients = await self.clients.matchAll({ type: "window" });
+  clients.forEach((client) => client.postMessage({ type: "kept", url: url }));
+}
+
+async function keepOpenPages() {
+  // Pages opened before this worker controlled them did not pass through it: fetch them once
+  // more so a check-in page opened on first visit still reloads with no signal.
+  const clients = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  await Promise.all(clients.map(async (client) => {
+    const url = new URL(client.url);
+    if (url.origin !== self.location.origin) return;
+    try {
+      const response = await fetch(url.href, { credentials: "same-origin" });
+      if (keepable(response)) await keepPage(url.href, response);
+    } catch (error) { /* offline: nothing to keep */ }
+  }));
+}
+
+async function networkFirst(event) {
+  const request = event.request;
   try {
     const response = await fetch(request);
-    if (cacheable(response)) {
+    if (keepable(response)) {
+      event.waitUntil(keepPage(request.url, response.clone()));
+    } else if (cacheable(response)) {
       const copy = response.clone();
       caches.open(PAGES).then((cache) => cache.put(request, copy));
     }
     return response;
   } catch (error) {
-    const cached = await caches.match(request, { ignoreVary: true });
+    const kept = await caches.open(PRIVATE).then((cache) => cache.match(request, { ignoreVary: true }));
+    const cached = kept || (await caches.open(PAGES).then((cache) => cache.match(request, { ignoreVary: true })));
     return cached || (await caches.match(OFFLINE_URL, { ignoreSearch: true })) || Response.error();
   }
 }
@@ -49,13 +98,32 @@ async function cacheFirst(request) {
   return response;
 }
 
+function forgetPages() {
+  return Promise.all([caches.delete(PRIVATE), caches.delete(PAGES)]);
+}
+
+function forgetMember() {
+  // Everything personal this device keeps: kept pages, cached pages, the check-in database.
+  const dropped = DEVICE_DATABASES.map((name) => new Promise((resolve) => {
+    const request = indexedDB.deleteDatabase(name);
+    request.onsuccess = request.onerror = request.onblocked = () => resolve();
+  }));
+  return Promise.all([forgetPages(), ...dropped]);
+}
+
 self.addEventListener("fetch", (event) => {
   const request = event.request;
-  if (request.method !== "GET") return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
+  if (request.method === "POST" && url.pathname === LOGOUT_PATH) {
+    // Logging out: drop the member's kept pages at once (the response's Clear-Site-Data does
+    // too, where the browser supports it); the request itself goes to the network untouched.
+    event.waitUntil(forgetMember());
+    return;
+  }
+  if (request.method !== "GET") return;
   if (request.mode === "navigate") {
-    event.respondWith(networkFirst(request));
+    event.respondWith(networkFirst(event));
   } else if (url.pathname.startsWith("/static/") && url.searchParams.has("v")) {
     event.respondWith(cacheFirst(request));
   }
@@ -63,6 +131,6 @@ self.addEventListener("fetch", (event) => {
 
 self.addEventListener("message", (event) => {
   if (event.data === "clear") {
-    event.waitUntil(caches.delete(PAGES));
+    event.waitUntil(forgetPages());
   }
 });

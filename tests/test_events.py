@@ -469,3 +469,13 @@ def test_the_worker_closes_events_nobody_marked_completed(app, factories):
     assert db.session.get(type(over), over.id).status == "completed"
     assert db.session.get(type(running), running.id).status == "published", "still running: left alone"
     assert balance_of(present.user) == 80
+
+
+def test_a_community_page_shows_its_next_events(client, factories):
+    communities = factories.communities()
+    soon = factories.event(community=communities["ev"], title="电池体检日")
+    factories.event(community=communities["women"], title="她车社夜聊")
+    draft = factories.event(community=communities["ev"], title="还在筹备", publish=False)
+    page = client.get("/c/ev").get_data(as_text=True)
+    assert f'href="/events/{soon.id}"' in page and "电池体检日" in page
+    assert "她车社夜聊" not in page and draft.title not in page

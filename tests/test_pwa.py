@@ -105,6 +105,27 @@ def test_service_worker_version_changes_when_a_static_file_changes(client, app):
     assert _sw_version(client.get("/sw.js").get_data(as_text=True)) == _sw_version(before)
 
 
+
+def test_service_worker_keeps_only_pages_that_ask_in_a_private_cache_wiped_at_logout(client):
+    """Pages marked `X-Cheyou-Offline: keep` (tickets, the check-in page) go to their own cache;
+    a POST to the logout URL and the "clear" message drop it (tests/browser/test_checkin.py
+    drives this in Chromium)."""
+    body = client.get("/sw.js").get_data(as_text=True)
+    version = _sw_version(body)
+    assert 'const PRIVATE = "cheyou-private-" + VERSION;' in body and version
+    assert 'const OFFLINE_HEADER = "X-Cheyou-Offline";' in body
+    assert 'const LOGOUT_PATH = "/auth/logout";' in body
+    assert re.search(r'event\.data === "clear"\) \{\s*event\.waitUntil\(forgetPages\(\)\)', body)
+    assert re.search(r"function forgetPages\(\) \{\s*return Promise\.all\(\[caches\.delete\(PRIVATE\)", body)
+
+
+def test_ordinary_member_pages_do_not_ask_to_be_kept_offline(factories, login_as, communities):
+    member = login_as(factories.user())
+    for url in ("/", "/communities", "/c/ev", "/me"):
+        response = member.get(url)
+        assert response.status_code == 200, url
+        assert "X-Cheyou-Offline" not in response.headers, url
+
 # --- offline page ---------------------------------------------------------------------------
 
 

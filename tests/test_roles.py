@@ -26,6 +26,20 @@ ROUTES = {
     "/communities": ALL,
     "/c/<slug>": ALL,
     "/events": ALL,
+    "/events/<int:event_id>": ALL,
+    "/events/<int:event_id>/calendar.ics": ALL,
+    # Organizers of the event's community (the matrix's organizer runs ev) and admins.
+    "/events/manage": {"organizer", "admin"},
+    "/events/new": {"organizer", "admin"},
+    "/events/<int:event_id>/edit": {"organizer", "admin"},
+    "/events/<int:event_id>/manage": {"organizer", "admin"},
+    "/events/<int:event_id>/roster": {"organizer", "admin"},
+    "/events/<int:event_id>/roster.csv": {"organizer", "admin"},
+    "/events/<int:event_id>/checkin": {"organizer", "admin"},
+    "/events/<int:event_id>/checkin/roster": {"organizer", "admin"},
+    # The ticket's QR: its owner sees the ticket (test_events_checkin), organizers and admins go
+    # to check-in; to anyone else the ticket does not exist (404, see NOT_FOUND_FOR_OTHERS).
+    "/events/t/<token>": {"organizer", "admin"},
     "/rewards": ALL,
     "/rewards/<int:reward_id>": ALL,
     "/stories/new": SIGNED_IN,
@@ -72,6 +86,11 @@ ROUTES = {
 }
 
 
+# Rules that answer 404 rather than 403 to signed-in accounts without access: they must not
+# reveal that the thing exists.
+NOT_FOUND_FOR_OTHERS = {"/events/t/<token>"}
+
+
 def test_route_table_covers_every_get_route(app):
     """A new page must be added to the matrix above."""
     rules = {
@@ -103,7 +122,12 @@ def world(factories, communities):
                        publish=True, new_photos=[NewPhoto("photos/matrix/p.jpg", "photos/matrix/p.jpg", 1, 1)])
     db.session.commit()
     world = SimpleNamespace(communities=communities, partner=partner, reward=reward, story=story,
-                            voucher=issue_voucher(factories, partner=partner))
+                            voucher=issue_voucher(factories, partner=partner),
+                            event=factories.event(community=communities["ev"]))
+    from models.events import SignupInput, signup
+
+    world.ticket = signup(world.event, factories.user(), SignupInput())
+    db.session.commit()
     # Voucher pages show only one's own voucher: the account made next (by `client_for`) gets
     # one of world.partner, issued the real way (so `points verify` finds its payment).
     make_user = factories.user
@@ -133,6 +157,10 @@ def example_path(rule: str, world) -> str:
         "/stories/<int:story_id>/edit": lambda: f"/stories/{world.story.id}/edit",
         "/media/<path:key>": lambda: "/media/photos/matrix/p.jpg",
     }
+    if rule == "/events/t/<token>":
+        return f"/events/t/{world.ticket.ticket_token}"
+    if "<int:event_id>" in rule:
+        return rule.replace("<int:event_id>", str(world.event.id))
     if rule in examples:
         return examples[rule]()
     return rule.replace("<slug>", "ev")
@@ -166,6 +194,8 @@ def test_access_matrix(client_for, world, role, rule):
             assert "/auth/login" not in response.headers["Location"]
     elif role == "visitor":
         assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+    elif rule in NOT_FOUND_FOR_OTHERS:
+        assert response.status_code == 404
     else:
         assert response.status_code == 403
         assert "无权访问" in response.get_data(as_text=True) or "没有" in response.get_data(as_text=True)

@@ -37,9 +37,12 @@ def show(slug):
     if cursor and wants_fragment():
         return render("communities/show.html", "stories/_cards.html", stories=stories, stats=stats,
                       next_cursor=next_cursor, more_url=more_url)
+    from models.events import upcoming
+
     return render(
         "communities/show.html",
         community=community,
+        events=upcoming(community_id=community.id, limit=3),
         is_member=community.has_member(current_user),
         member_count=community.member_count(),
         recent=community.recent_members(),

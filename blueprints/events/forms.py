@@ -39,8 +39,9 @@ class ShanghaiDateTimeField(DateTimeLocalField):
         return self.data.astimezone(timezone.utc) if self.data else None
 
 
-def _when(label):
-    return ShanghaiDateTimeField(label, validators=[DataRequired(_l("Fill in every date and time."))])
+def _when(label, required=True):
+    return ShanghaiDateTimeField(label, validators=[DataRequired(_l("Fill in every date and time.")) if required
+                                                    else Optional()])
 
 
 def _number(label, low, high, message, **kwargs):
@@ -62,8 +63,9 @@ class EventForm(FlaskForm):
     starts_at = _when(_l("Starts"))
     ends_at = _when(_l("Ends"))
     signup_opens_at = _when(_l("Signup opens"))
-    signup_closes_at = _when(_l("Signup closes"))
-    cancel_deadline = _when(_l("Members may cancel with a refund until"))
+    # Left empty, these two default to 2 h and 24 h before the start (see blueprints/events/manage.py).
+    signup_closes_at = _when(_l("Signup closes"), required=False)
+    cancel_deadline = _when(_l("Members may cancel with a refund until"), required=False)
     place = StringField(_l("Place"), validators=[DataRequired(_l("Give the place and its address.")), Length(max=80)])
     address = StringField(_l("Address"), validators=[DataRequired(_l("Give the place and its address.")),
                                                      Length(max=200)])

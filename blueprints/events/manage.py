@@ -1,5 +1,324 @@
 """Events for organizers: create, edit, publish, cancel, complete; their events with fill and
-attendance rates; the roster and its CSV export."""
+attendance rates; the roster and its CSV export.
+
+Every route needs the organizer role somewhere (admins pass); routes about one event then
+narrow it to that event's community with `can_manage` (403 otherwise)."""
 from __future__ import annotations
 
-from blueprints.events.routes import bp  # noqa: F401
+import csv
+import io
+from datetime import timedelta
+
+from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import and_, case, func, select
+from wtforms import SelectChoice
+
+from app import csrf
+from blueprints.access import role_required
+from blueprints.events.forms import EventForm
+from blueprints.events.routes import bp
+from blueprints.web import domain_message, render
+from models import N_, Community, DomainError, db
+from models.accounts import mask_phone
+from models.events import (
+    KINDS, Event, EventCard, EventInput, Registration, can_manage, cancel_event, complete_event, default_map_url,
+    managed_by, publish_event, save_event,
+)
+from models.events import roster as roster_of
+from models.types import SHANGHAI, utcnow
+from services.images import MAX_BYTES, delete_photo, process_upload, store_photo
+from services.storage import get_storage
+
+# "Cancelled" alone is already translated for vouchers (已作废): events need their own word.
+STATUS_LABELS = {
+    "draft": N_("Draft"),
+    "published": N_("Published"),
+    "cancelled": N_("Event cancelled"),
+    "completed": N_("Completed"),
+}
+# Defaults for a new event, counted back from its start when the organizer leaves them empty.
+SIGNUP_CLOSES_BEFORE = timedelta(hours=2)
+CANCEL_DEADLINE_BEFORE = timedelta(hours=24)
+# Cells a spreadsheet would run as a formula (CSV injection): prefixed with a quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _managed_or_403(event_id: int) -> Event:
+    event = db.get_or_404(Event, event_id)
+    if not can_manage(current_user, event):
+        abort(403)
+    return event
+
+
+def _helpers() -> dict:
+    """Labels the templates show in the reader's language."""
+    return {"status_label": lambda status: _(STATUS_LABELS.get(status, status)),
+            "kind_label": lambda kind: _(KINDS.get(kind, kind))}
+
+
+def _attendance_percent(card: EventCard) -> int | None:
+    """Checked-in seats over confirmed seats, once the event is completed."""
+    if card.event.status != "completed" or not card.seats_taken:
+        return None
+    return card.checked_in * 100 // card.seats_taken
+
+
+def _card(event: Event) -> tuple[EventCard, int]:
+    """The event's counts in one query: (card, no-shows)."""
+    confirmed = Registration.state == "confirmed"
+    seats = 1 + Registration.companions
+    row = db.session.execute(select(
+        func.coalesce(func.sum(case((confirmed, seats), else_=0)), 0),
+        func.coalesce(func.sum(case((Registration.state == "waitlisted", 1), else_=0)), 0),
+        func.coalesce(func.sum(case((and_(confirmed, Registration.checked_in_at.is_not(None)), seats), else_=0)), 0),
+        func.coalesce(func.sum(case((and_(confirmed, Registration.no_show.is_(True)), 1), else_=0)), 0),
+    ).where(Registration.event_id == event.id)).one()
+    return EventCard(event, int(row[0]), int(row[1]), int(row[2])), int(row[3])
+
+
+# --- my events -----------------------------------------------------------------------------
+
+@bp.get("/manage")
+@role_required("organizer")
+def manage():
+    """The events of the communities I organize, newest first, with fill and attendance rates."""
+    cards = managed_by(current_user)
+    return render("events/manage/index.html", cards=cards, attendance=_attendance_percent, **_helpers())
+
+
+# --- create and edit -----------------------------------------------------------------------
+
+def _organized_communities() -> list[Community]:
+    communities = Community.all_ordered()
+    if current_user.is_admin:
+        return communities
+    mine = set(current_user.communities_where("organizer"))
+    return [c for c in communities if c.id in mine]
+
+
+def _form(event: Event | None) -> EventForm:
+    form = EventForm(obj=event)
+    form.community.choices = [SelectChoice(c.id, c.display_name) for c in _organized_communities()]
+    form.kind.choices = [SelectChoice(code, _(label)) for code, label in KINDS.items()]
+    if form.is_submitted():
+        return form
+    if event is not None:
+        form.community.data = event.community_id
+        # A generated Amap search is shown blank, so it follows a changed address.
+        if event.map_url == default_map_url(event.address):
+            form.map_url.data = ""
+        form.safety_notice.data = event.safety_notice or ""
+    else:
+        from models.levels import EarningRule
+
+        wanted = request.args.get("community", type=int)
+        ids = [choice.value for choice in form.community.choices]
+        form.community.data = wanted if wanted in ids else (ids[0] if ids else None)
+        form.signup_opens_at.data = utcnow().astimezone(SHANGHAI).replace(second=0, microsecond=0)
+        form.attendance_points.data = EarningRule.get("event_attended").points
+    return form
+
+
+def _input(form: EventForm, community: Community, cover: tuple[str, str] | None) -> EventInput:
+    starts = form.starts_at.utc
+    # Left empty: signup closes 2 h and free cancellation ends 24 h before the start.
+    closes = form.signup_closes_at.utc or (starts - SIGNUP_CLOSES_BEFORE if starts else None)
+    deadline = form.cancel_deadline.utc or (starts - CANCEL_DEADLINE_BEFORE if starts else None)
+    return EventInput(
+        community=community, kind=form.kind.data, title=form.title.data or "", description=form.description.data or "",
+        starts_at=starts, ends_at=form.ends_at.utc, place=form.place.data or "", address=form.address.data or "",
+        map_url=form.map_url.data or "", capacity=form.capacity.data, companions_allowed=form.companions_allowed.data,
+        signup_opens_at=form.signup_opens_at.utc, signup_closes_at=closes, cancel_deadline=deadline,
+        points_price=form.points_price.data, attendance_points=form.attendance_points.data,
+        level_priority=bool(form.level_priority.data), safety_notice=form.safety_notice.data or "",
+        cover_key=cover[0] if cover else None, cover_thumb_key=cover[1] if cover else None,
+    )
+
+
+def _save(form: EventForm, event: Event | None) -> Event | None:
+    """Store the cover, save the event, commit; when refused nothing stays behind, files included."""
+    community = db.session.get(Community, form.community.data)
+    if community is None or not current_user.has_role("organizer", community=community):
+        abort(403)
+    storage = get_storage(current_app)
+    written: list[str] = []
+    old_cover = (event.cover_key, event.cover_thumb_key) if event is not None else (None, None)
+    try:
+        cover = None
+        upload = form.cover.data
+        if upload is not None and getattr(upload, "filename", None):
+            processed = process_upload(upload.read(MAX_BYTES + 1))
+            cover = store_photo(processed, storage, "events")
+            written.extend(cover)
+        saved = save_event(current_user, _input(form, community, cover), event=event)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        delete_photo(storage, *written)
+        form.form_errors.append(domain_message(error))
+        return None
+    except Exception:
+        db.session.rollback()
+        delete_photo(storage, *written)
+        raise
+    if written:
+        delete_photo(storage, *old_cover)  # replaced
+    return saved
+
+
+def _edit(event: Event | None):
+    form = _form(event)
+    if form.validate_on_submit():
+        saved = _save(form, event)
+        if saved is not None:
+            if event is None:
+                flash(_("Draft saved. Members see it once you publish it."), "success")
+            else:
+                flash(_("Event saved."), "success")
+            return redirect(url_for("events.manage_event", event_id=saved.id))
+    status = 422 if form.is_submitted() else 200
+    return render("events/manage/edit.html", form=form, event=event, **_helpers()), status
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@csrf.exempt  # FlaskForm checks the token and keeps what was typed
+@role_required("organizer")
+def new():
+    """A new event (a draft) in a community I organize."""
+    if not _organized_communities():
+        abort(403)
+    return _edit(None)
+
+
+@bp.route("/<int:event_id>/edit", methods=["GET", "POST"])
+@csrf.exempt
+@role_required("organizer")
+def edit(event_id):
+    """Change an event; capacity cannot drop below the confirmed seats (the model says so)."""
+    return _edit(_managed_or_403(event_id))
+
+
+# --- the event's dashboard and its actions -------------------------------------------------
+
+def _dashboard(event: Event, status: int = 200, error: str | None = None, cancel_message: str = ""):
+    card, no_shows = _card(event)
+    return render("events/manage/show.html", event=event, card=card, no_shows=no_shows,
+                  attendance=_attendance_percent(card), started=event.has_started(), error=error,
+                  cancel_message=cancel_message, status=status, **_helpers())
+
+
+@bp.get("/<int:event_id>/manage")
+@role_required("organizer")
+def manage_event(event_id):
+    """An event at a glance for its organizer: counts and what can be done next."""
+    return _dashboard(_managed_or_403(event_id))
+
+
+def _act(event: Event, action, success, cancel_message: str = ""):
+    """Run ACTION on the event; commit and go back to the dashboard, or show why not (422)."""
+    try:
+        result = action()
+    except DomainError as error:
+        db.session.rollback()
+        return _dashboard(db.session.get(Event, event.id), 422, domain_message(error), cancel_message)
+    db.session.commit()
+    flash(success(result), "success")
+    return redirect(url_for("events.manage_event", event_id=event.id))
+
+
+@bp.post("/<int:event_id>/publish")
+@role_required("organizer")
+def publish(event_id):
+    event = _managed_or_403(event_id)
+    return _act(event, lambda: publish_event(event, current_user),
+                lambda _r: _("Published: members can see the event and sign up when signup opens."))
+
+
+@bp.post("/<int:event_id>/complete")
+@role_required("organizer")
+def complete(event_id):
+    event = _managed_or_403(event_id)
+    return _act(event, lambda: complete_event(event, current_user),
+                lambda r: _("Event completed: %(attended)s attended, %(no_shows)s did not show up.",
+                            attended=r[0], no_shows=r[1]))
+
+
+@bp.post("/<int:event_id>/cancel-event", endpoint="cancel_event")
+@role_required("organizer")
+def cancel_whole_event(event_id):
+    """Cancel the whole event (a member's own cancellation is POST /events/<id>/cancel)."""
+    event = _managed_or_403(event_id)
+    message = request.form.get("message", "")
+    return _act(event, lambda: cancel_event(event, current_user, message),
+                lambda told: _("Event cancelled. %(count)s members were told and refunded.", count=told),
+                cancel_message=message)
+
+
+# --- roster --------------------------------------------------------------------------------
+
+def _numbered(registrations: list[Registration]) -> list[tuple[Registration, int]]:
+    """Each registration with its number: seat order among the confirmed, position on the waitlist."""
+    counters = {"confirmed": 0, "waitlisted": 0}
+    numbered = []
+    for reg in registrations:
+        counters[reg.state] += 1
+        numbered.append((reg, counters[reg.state]))
+    return numbered
+
+
+def _shanghai(moment, fmt: str) -> str:
+    return moment.astimezone(SHANGHAI).strftime(fmt) if moment else ""
+
+
+@bp.get("/<int:event_id>/roster")
+@role_required("organizer")
+def roster(event_id):
+    """Who comes: confirmed seats in order, then the waitlist; phones masked."""
+    event = _managed_or_403(event_id)
+    rows = _numbered(roster_of(event))
+    return render("events/manage/roster.html", event=event, rows=rows, mask_phone=mask_phone,
+                  shanghai=_shanghai, **_helpers())
+
+
+def _safe_cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def roster_csv_text(event: Event, registrations: list[Registration]) -> str:
+    """The roster as CSV text (headers in the viewer's language), with the BOM Excel needs to read
+    UTF-8 Chinese."""
+    header = [_("Status"), _("No."), _("Nickname"), _("Mobile"), _("Companions"), _("Seats"), _("Ticket code"),
+              _("Checked in"), _("No-show")]
+    if event.is_road_trip:
+        header += [_("Plate"), _("Emergency contact"), _("Emergency phone")]
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for reg, number in _numbered(registrations):
+        row = [
+            _("Confirmed") if reg.state == "confirmed" else _("Waitlist"),
+            number, reg.user.nickname, mask_phone(reg.user.phone), reg.companions, reg.seats, reg.display_code,
+            _shanghai(reg.checked_in_at, "%Y-%m-%d %H:%M"), _("Yes") if reg.no_show else "",
+        ]
+        if event.is_road_trip:
+            # The emergency number stays whole: on a road trip the organizer may have to call it.
+            # Road trips only; every other phone number is masked.
+            row += [reg.plate, reg.emergency_name, reg.emergency_phone]
+        writer.writerow([_safe_cell(cell) for cell in row])
+    return out.getvalue()
+
+
+@bp.get("/<int:event_id>/roster.csv")
+@role_required("organizer")
+def roster_csv(event_id):
+    event = _managed_or_403(event_id)
+    body = roster_csv_text(event, roster_of(event))
+    response = Response(body.encode("utf-8"), mimetype="text/csv")
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="event-{event.id}-roster.csv"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

@@ -4,14 +4,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from babel.dates import format_skeleton
-from flask import (
-    Blueprint, abort, current_app, flash, make_response, redirect, request, url_for,
-)
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
 from flask_babel import get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app import limiter
 from blueprints.access import wants_fragment
@@ -21,6 +19,7 @@ from models.events import (
     Event, Registration, SignupInput, can_manage, cancel_registration, month_bounds, opens_for,
     priority_suspended_until, registrations_of, signup as signup_member, upcoming,
 )
+from models.points import balance_of
 from models.types import add_months, shanghai_day, utcnow
 from services.calendar import event_ics
 from services.qr import qr_svg
@@ -66,6 +65,26 @@ def event_when(moment: datetime, skeleton: str = "MMMEd") -> str:
     return f"{format_skeleton(skeleton, local, locale=get_locale())} {local:%H:%M}"
 
 
+@bp.app_template_filter("event_span")
+def event_span(event: Event) -> str:
+    """'2026年12月5日周六 10:00 – 13:00', the end's date repeated only when it is another day."""
+    start, end = event.starts_at.astimezone(get_timezone()), event.ends_at.astimezone(get_timezone())
+    if start.date() == end.date():
+        return f"{event_when(event.starts_at, 'yMMMEd')} – {end:%H:%M}"
+    return f"{event_when(event.starts_at, 'yMMMEd')} – {event_when(event.ends_at)}"
+
+
+@bp.app_template_filter("shanghai")
+def shanghai(moment: datetime) -> datetime:
+    return moment.astimezone(get_timezone())
+
+
+@bp.app_template_filter("local_part")
+def local_part(moment: datetime, skeleton: str) -> str:
+    """One part of a Shanghai date ('12月', '周六') for the calendar tile of a card."""
+    return format_skeleton(skeleton, moment.astimezone(get_timezone()), locale=get_locale())
+
+
 def ticket_url(reg: Registration) -> str:
     """The absolute URL the ticket's QR carries (the check-in page resolves it)."""
     if "events.ticket" in current_app.view_functions:
@@ -75,34 +94,6 @@ def ticket_url(reg: Registration) -> str:
 
 def ticket_qr(reg: Registration):
     return qr_svg(ticket_url(reg), _("Ticket %(code)s", code=reg.display_code), css_class="qr event-qr-code")
-
-
-def waitlist_positions(regs) -> dict[int, int]:
-    """Waitlist position of each waitlisted registration in REGS, in one query (the model's
-    `waitlist_position()` costs a query per registration)."""
-    ids = [r.id for r in regs if r.state == "waitlisted"]
-    if not ids:
-        return {}
-    ahead = aliased(Registration)
-    rows = db.session.execute(
-        select(Registration.id, func.count(ahead.id))
-        .outerjoin(ahead, and_(ahead.event_id == Registration.event_id, ahead.state == "waitlisted",
-                               ahead.seq < Registration.seq))
-        .where(Registration.id.in_(ids)).group_by(Registration.id)
-    ).all()
-    return {reg_id: 1 + count for reg_id, count in rows}
-
-
-def cancelled_with_event(member) -> list[Registration]:
-    """MEMBER's signups that ended because the organizer cancelled the event, in one query.
-    `tickets_of` leaves out every cancelled registration, and `cancel_event` cancels them all,
-    so without this a cancelled meetup would silently vanish from "My tickets"."""
-    return list(db.session.scalars(
-        select(Registration).join(Event, Event.id == Registration.event_id)
-        .where(Registration.user_id == member.id, Registration.state == "cancelled",
-               Event.status == "cancelled", Registration.cancelled_at == Event.cancelled_at)
-        .options(joinedload(Registration.event).joinedload(Event.community))
-    ).unique())
 
 
 def visible_event_or_404(event_id: int) -> Event:
@@ -146,6 +137,8 @@ def panel_context(event: Event, values=None, error: str | None = None, notice: s
             and now < event.starts_at),
         "not_yet": now < opens,
         "closed": now >= event.signup_closes_at or now >= event.starts_at,
+        "started": now >= event.starts_at,
+        "balance": balance_of(member) if member and event.points_price else None,
         "refundable": now < event.cancel_deadline,
         "suspended_until": priority_suspended_until(member, now) if member and event.level_priority else None,
         "values": values if values is not None else {},
@@ -189,7 +182,7 @@ def index():
         "cards": cards, "mine": registrations_of(current_user, [c.event.id for c in cards]),
         "next_cursor": next_cursor, "more_url": more_url, "community": community, "month": month,
     }
-    if after is not None:  # the next page of an infinite scroll: only the cards
+    if after is not None and wants_fragment():  # the next page of an infinite scroll: only the cards
         return render("events/index.html", "events/_cards.html", **context)
     return render("events/index.html", "events/_list.html", communities=Community.all_ordered(),
                   months=month_choices(), **context)
@@ -233,8 +226,8 @@ def signup(event_id):
     if reg.state == "confirmed":
         notice = _("You're in! Show this ticket at the venue.")
     else:
-        notice = _("The event is full: you are number %(position)s on the waitlist. We will tell you if a seat frees up.",
-                   position=reg.waitlist_position())
+        notice = _("The event is full: you are number %(position)s on the waitlist. "
+                   "We will tell you if a seat frees up.", position=reg.waitlist_position())
     if not wants_fragment():
         flash(notice, "success")
         return redirect(url_for("events.show", event_id=event.id), 303)

@@ -114,12 +114,11 @@ def points_summary(member) -> dict:
 def tickets():
     """My tickets: coming events (QR and code, or waitlist position) and past ones; kept on the
     device by the service worker so the ticket opens at a venue without signal."""
-    from blueprints.events.routes import cancelled_with_event, ticket_qr, waitlist_positions
+    from blueprints.events.routes import ticket_qr
     from blueprints.web import keep_offline
-    from models.events import tickets_of
+    from models.events import tickets_of, waitlist_positions
 
     coming, past = tickets_of(current_user)
-    past = sorted(past + cancelled_with_event(current_user), key=lambda r: r.event.starts_at, reverse=True)
     response = render_template("me/tickets.html", coming=coming, past=past,
                                positions=waitlist_positions(coming),
                                qrs={r.id: ticket_qr(r) for r in coming if r.state == "confirmed"})
