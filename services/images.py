@@ -36,6 +36,7 @@ import math
 import re
 import secrets
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -140,6 +141,18 @@ def store_photo(processed: ProcessedImage, storage: Storage, prefix: str) -> tup
         delete_photo(storage, *written)
         raise
     return full_key, thumb_key
+
+
+@contextmanager
+def removed_unless_saved(storage: Storage):
+    """Yield a list for the keys of files written inside the block; when the block fails (a
+    refusal, a database error), they are deleted again so no orphan file stays behind."""
+    written: list[str] = []
+    try:
+        yield written
+    except BaseException:
+        delete_photo(storage, *written)
+        raise
 
 
 def delete_photo(storage: Storage, *keys: str | None) -> None:

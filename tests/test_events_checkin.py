@@ -395,3 +395,22 @@ def test_a_waitlisted_owner_sees_no_qr_yet(factories, login_as):
     assert 'data-ticket-state="waitlisted"' in body
     assert "<svg" not in body.split('id="ticket"')[1].split("</article>")[0]
     assert waiting.display_code not in body
+
+
+def test_a_sync_ten_hours_later_is_accepted_when_the_page_token_has_expired(venue, csrf_on, monkeypatch):
+    """A phone that lost signal all afternoon syncs in the evening: the page's CSRF token (8 h)
+    has expired by then, the session and the check-in key have not."""
+    import itsdangerous.timed
+
+    event, organizer, client, _key, alice, bob = venue
+    page = text(client.get(f"/events/{event.id}/checkin"))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    key = re.search(r'data-checkin-key="([0-9a-f]{64})"', page).group(1)
+    scanned = utcnow()
+    later = itsdangerous.timed.time.time() + 10 * 3600
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: later)
+    form = client.post(f"/events/{event.id}/checkin", data={"code": bob.code, "csrf_token": token})
+    assert form.status_code == 400, "the page's CSRF token has expired"
+    response = sync(client, event, [{"ticket": alice.code, "scanned_at": iso(scanned), "id": "afternoon"}], key)
+    assert response.status_code == 200 and response.get_json()["results"][0]["status"] == "ok"
+    assert reg_of(alice.id).checked_in_at == scanned, "the scan time from the phone"

@@ -445,3 +445,12 @@ def test_a_cancelled_event_can_no_longer_be_edited(login_as, organizer, event, e
     response = client.post(f"/events/{event.id}/edit", data=data)
     assert response.status_code == 422 and "can no longer be edited" in response.get_data(as_text=True)
     assert db.session.get(Event, event.id).title == "周末充电站聚会"
+
+
+def test_organizers_find_their_events_from_me_and_the_listing(factories, login_as, communities):
+    organizer = factories.user(role="organizer", community=communities["ev"])
+    member = factories.user()
+    for user, expected in ((organizer, True), (member, False)):
+        client = login_as(user)
+        for page in ("/me", "/events"):
+            assert ('href="/events/manage"' in client.get(page).get_data(as_text=True)) is expected, (user, page)

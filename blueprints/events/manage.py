@@ -28,7 +28,7 @@ from models.events import (
 )
 from models.events import roster as roster_of
 from models.types import SHANGHAI, utcnow
-from services.images import MAX_BYTES, delete_photo, process_upload, store_photo
+from services.images import MAX_BYTES, delete_photo, process_upload, removed_unless_saved, store_photo
 from services.storage import get_storage
 
 # "Cancelled" alone is already translated for vouchers (已作废): events need their own word.
@@ -143,26 +143,21 @@ def _save(form: EventForm, event: Event | None) -> Event | None:
     if community is None or not current_user.has_role("organizer", community=community):
         abort(403)
     storage = get_storage(current_app)
-    written: list[str] = []
     old_cover = (event.cover_key, event.cover_thumb_key) if event is not None else (None, None)
     try:
-        cover = None
-        upload = form.cover.data
-        if upload is not None and getattr(upload, "filename", None):
-            processed = process_upload(upload.read(MAX_BYTES + 1))
-            cover = store_photo(processed, storage, "events")
-            written.extend(cover)
-        saved = save_event(current_user, _input(form, community, cover), event=event)
-        db.session.commit()
+        with removed_unless_saved(storage) as written:
+            cover = None
+            upload = form.cover.data
+            if upload is not None and getattr(upload, "filename", None):
+                processed = process_upload(upload.read(MAX_BYTES + 1))
+                cover = store_photo(processed, storage, "events")
+                written.extend(cover)
+            saved = save_event(current_user, _input(form, community, cover), event=event)
+            db.session.commit()
     except DomainError as error:
         db.session.rollback()
-        delete_photo(storage, *written)
         form.form_errors.append(domain_message(error))
         return None
-    except Exception:
-        db.session.rollback()
-        delete_photo(storage, *written)
-        raise
     if written:
         delete_photo(storage, *old_cover)  # replaced
     return saved

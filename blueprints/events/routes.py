@@ -228,13 +228,7 @@ def signup(event_id):
     else:
         notice = _("The event is full: you are number %(position)s on the waitlist. "
                    "We will tell you if a seat frees up.", position=reg.waitlist_position())
-    if not wants_fragment():
-        flash(notice, "success")
-        return redirect(url_for("events.show", event_id=event.id), 303)
-    response = _panel(event, notice=notice)
-    if reg.points_paid:
-        response.headers["HX-Trigger"] = "points-changed"
-    return response
+    return _done(event, notice, "success", points_moved=bool(reg.points_paid))
 
 
 @bp.post("/<int:event_id>/cancel")
@@ -255,11 +249,17 @@ def cancel(event_id):
         notice = _("Your signup is cancelled. It was after the cancellation deadline, so the points are not refunded.")
     else:
         notice = _("Your signup is cancelled.")
+    return _done(event, notice, "info", points_moved=bool(result.refunded))
+
+
+def _done(event: Event, notice: str, category: str, points_moved: bool):
+    """After a signup or cancellation: the panel in place (telling the page when the points
+    balance changed), or without JS back to the event page with the notice."""
     if not wants_fragment():
-        flash(notice, "info")
+        flash(notice, category)
         return redirect(url_for("events.show", event_id=event.id), 303)
     response = _panel(event, notice=notice)
-    if result.refunded:
+    if points_moved:
         response.headers["HX-Trigger"] = "points-changed"
     return response
 

@@ -13,7 +13,7 @@ from models import Community, DomainError, Story, db
 from models.communities import member_community_ids
 from models.markup import render_markdown
 from models.stories import MAX_PHOTOS, TAGS, NewPhoto, StoryInput, delete_story, save_story
-from services.images import MAX_BYTES, delete_photo, process_upload, store_photo
+from services.images import MAX_BYTES, delete_photo, process_upload, removed_unless_saved, store_photo
 from services.storage import get_storage
 
 bp = Blueprint("stories", __name__)
@@ -66,33 +66,29 @@ def _edit(story: Story | None):
 def _save(form: StoryForm, story: Story | None, publish: bool) -> Story | None:
     """Process the photos, save the story, commit; on any refusal nothing stays behind, files included."""
     storage = get_storage(current_app)
-    written: list[str] = []
     community = db.session.get(Community, form.community.data)
     try:
-        if community is None:
-            raise DomainError("Choose a community.")
-        uploads = [f for f in request.files.getlist(form.photos.name) if f and f.filename]
-        if len(uploads) + len(story.photos if story else []) - len(form.remove_photos.data or []) > MAX_PHOTOS:
-            raise DomainError("A story has at most %(max)s photos.", max=MAX_PHOTOS)
-        photos = []
-        for upload in uploads:
-            processed = process_upload(upload.read(MAX_BYTES + 1))
-            keys = store_photo(processed, storage, prefix=str(current_user.id))
-            written.extend(keys)
-            photos.append(NewPhoto(keys[0], keys[1], processed.width, processed.height))
-        dropped = {p for p in (story.photos if story else []) if p.id in set(form.remove_photos.data or [])}
-        saved = save_story(current_user, StoryInput(community, form.title.data, form.body.data, form.tags.data or []),
-                           publish=publish, story=story, new_photos=photos, drop_photo_ids={p.id for p in dropped})
-        db.session.commit()
+        with removed_unless_saved(storage) as written:
+            if community is None:
+                raise DomainError("Choose a community.")
+            uploads = [f for f in request.files.getlist(form.photos.name) if f and f.filename]
+            if len(uploads) + len(story.photos if story else []) - len(form.remove_photos.data or []) > MAX_PHOTOS:
+                raise DomainError("A story has at most %(max)s photos.", max=MAX_PHOTOS)
+            photos = []
+            for upload in uploads:
+                processed = process_upload(upload.read(MAX_BYTES + 1))
+                keys = store_photo(processed, storage, prefix=str(current_user.id))
+                written.extend(keys)
+                photos.append(NewPhoto(keys[0], keys[1], processed.width, processed.height))
+            dropped = {p for p in (story.photos if story else []) if p.id in set(form.remove_photos.data or [])}
+            saved = save_story(current_user, StoryInput(community, form.title.data, form.body.data,
+                                                        form.tags.data or []),
+                               publish=publish, story=story, new_photos=photos, drop_photo_ids={p.id for p in dropped})
+            db.session.commit()
     except DomainError as error:
         db.session.rollback()
-        delete_photo(storage, *written)
         form.form_errors.append(domain_message(error))
         return None
-    except Exception:
-        db.session.rollback()
-        delete_photo(storage, *written)
-        raise
     delete_photo(storage, *[key for p in dropped for key in (p.full_key, p.thumb_key)])
     return saved
 
