@@ -174,9 +174,8 @@ def seed_events(rng, staff, members, communities) -> None:
     """Upcoming events with signups (one full, with a waitlist) and past ones with attendance."""
     from datetime import datetime, time
 
-    from models.events import (
-        EventInput, SignupInput, check_in, complete_event, publish_event, save_event, signup,
-    )
+    from models.event_checkin import check_in
+    from models.events import EventInput, SignupInput, complete_event, publish_event, save_event, signup
     from models.types import SHANGHAI
 
     organizers = {"ev": staff[1], "modding": staff[1], "women": staff[4], "newcomers": staff[4]}

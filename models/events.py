@@ -23,9 +23,9 @@ from itertools import pairwise
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import (
-    CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, and_, case, func, or_, select, update,
+    CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, case, func, select, update,
 )
-from sqlalchemy.orm import Mapped, aliased, joinedload, mapped_column, relationship
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from models import N_, DomainError, db
 from models.markup import render_markdown
@@ -125,10 +125,10 @@ class Event(db.Model):
     def has_started(self, now: datetime | None = None) -> bool:
         return (now or utcnow()) >= self.starts_at
 
-    def signup_open_for(self, member, now: datetime | None = None) -> bool:
+    def signup_open(self, opens: datetime, now: datetime | None = None) -> bool:
+        """Whether signup is open now for a member whose signup opens at OPENS."""
         now = now or utcnow()
-        return (self.status == "published" and now < self.signup_closes_at and now < self.starts_at
-                and now >= opens_for(self, member, now))
+        return self.status == "published" and opens <= now < self.signup_closes_at and now < self.starts_at
 
     def seats_taken(self) -> int:
         return db.session.scalar(
@@ -137,12 +137,15 @@ class Event(db.Model):
             )
         )
 
-    def waitlist_length(self) -> int:
-        return db.session.scalar(
-            select(func.count()).select_from(Registration).where(
-                Registration.event_id == self.id, Registration.state == "waitlisted"
-            )
-        )
+    def seat_counts(self) -> tuple[int, int]:
+        """(confirmed seats, members waiting), in one query."""
+        confirmed = Registration.state == "confirmed"
+        taken, waiting = db.session.execute(
+            select(func.coalesce(func.sum(case((confirmed, 1 + Registration.companions), else_=0)), 0),
+                   func.coalesce(func.sum(case((Registration.state == "waitlisted", 1), else_=0)), 0))
+            .where(Registration.event_id == self.id)
+        ).one()
+        return int(taken), int(waiting)
 
     def registration_of(self, member) -> Registration | None:
         if member is None or not getattr(member, "is_authenticated", False):
@@ -231,19 +234,28 @@ def priority_suspended_until(member, now: datetime | None = None) -> datetime | 
     return until if until is not None and until > now else None
 
 
-def priority_hours_for(member, now: datetime | None = None) -> int:
+@dataclass(frozen=True)
+class Opening:
+    """When signup opens for one member, and why (a level's priority, or its suspension)."""
+    at: datetime
+    priority_hours: int
+    suspended_until: datetime | None
+
+
+def opening_for(event: Event, member, now: datetime | None = None) -> Opening:
+    """When signup opens for MEMBER: the general opening, earlier by their level's priority hours
+    unless the event does not use priority or repeated no-shows suspended it."""
     from models.levels import level_of
 
-    if priority_suspended_until(member, now) is not None:
-        return 0
-    return level_of(member, now).priority_hours
+    if not event.level_priority or member is None or not getattr(member, "is_authenticated", False):
+        return Opening(event.signup_opens_at, 0, None)
+    suspended = priority_suspended_until(member, now)
+    hours = 0 if suspended is not None else level_of(member, now).priority_hours
+    return Opening(event.signup_opens_at - timedelta(hours=hours), hours, suspended)
 
 
 def opens_for(event: Event, member, now: datetime | None = None) -> datetime:
-    """When signup opens for MEMBER: the general opening, earlier by their level's priority hours."""
-    if not event.level_priority or member is None or not getattr(member, "is_authenticated", False):
-        return event.signup_opens_at
-    return event.signup_opens_at - timedelta(hours=priority_hours_for(member, now))
+    return opening_for(event, member, now).at
 
 
 # --- organizers: create, edit, publish, cancel, complete -----------------------------------
@@ -655,74 +667,6 @@ def _registrations(event: Event, *states: str) -> list[Registration]:
     ))
 
 
-# --- check-in at the venue -----------------------------------------------------------------
-
-@dataclass
-class CheckIn:
-    registration: Registration
-    first: bool  # False: it had been checked in already (checked_in_at is the earliest scan)
-
-
-def parse_ticket(text: str) -> tuple[str, str] | None:
-    """What a scanned QR (its URL or bare token) or a typed short code carries:
-    ("code", "7KX2QD") or ("token", "…"), or None when it cannot be a ticket."""
-    text = (text or "").strip()
-    if "/t/" in text:
-        text = text.rsplit("/t/", 1)[1].split("?", 1)[0].split("#", 1)[0]
-    # Typed codes forgive case, spaces, dashes and the letters people mistake for digits.
-    code = re.sub(r"[\s-]", "", text).upper().translate(str.maketrans("OIL", "011"))
-    if len(code) == CODE_LENGTH and all(c in CODE_ALPHABET for c in code):
-        return "code", code
-    if re.fullmatch(r"[A-Za-z0-9_-]{16,40}", text):
-        return "token", text
-    return None
-
-
-def find_ticket(event: Event, text: str) -> Registration | None:
-    """The registration TEXT stands for: a code within EVENT, a token in any event."""
-    parsed = parse_ticket(text)
-    if parsed is None:
-        return None
-    kind, value = parsed
-    if kind == "code":
-        where = and_(Registration.event_id == event.id, Registration.code == value)
-    else:
-        where = Registration.ticket_token == value
-    return db.session.scalar(select(Registration).where(where).options(joinedload(Registration.user)))
-
-
-def check_in(event: Event, text: str, staff, scanned_at: datetime | None = None,
-             now: datetime | None = None) -> CheckIn:
-    """Check a ticket in at EVENT. Replays are harmless and the earliest scan time is kept."""
-    now = now or utcnow()
-    found = find_ticket(event, text)
-    if found is None:
-        raise DomainError(N_("No ticket matches this code. Check it and try again."))
-    if found.event_id != event.id:
-        raise DomainError(N_("This ticket is for another event: %(title)s."), title=found.event.title)
-    if event.status not in ("published", "completed"):
-        raise DomainError(N_("This event is not open for check-in."))
-    if found.state != "confirmed":
-        raise DomainError(N_("This ticket is not valid: the signup was cancelled or is still on the waitlist."))
-    # Trust the device's clock only within reason: never in the future, never long before the event.
-    scanned = min(max(scanned_at or now, event.starts_at - SCAN_MARGIN), now)
-    # Lock the registration before reading its scan time, so of two phones syncing the same
-    # ticket at once only one is told it checked the member in.
-    previous = db.session.scalar(
-        select(Registration.checked_in_at).where(Registration.id == found.id).with_for_update()
-    )
-    db.session.execute(
-        update(Registration).where(
-            Registration.id == found.id,
-            or_(Registration.checked_in_at.is_(None), Registration.checked_in_at > scanned),
-        ).values(checked_in_at=scanned, checked_in_by_id=staff.id, no_show=False)
-    )
-    db.session.refresh(found)
-    if event.status == "completed":  # a sync that arrives after the event was closed still counts
-        pay_attendance(found, now)
-    return CheckIn(found, first=previous is None)
-
-
 def roster(event: Event) -> list[Registration]:
     """Confirmed registrations, then the waitlist, with members in the same query."""
     return list(db.session.scalars(
@@ -730,129 +674,6 @@ def roster(event: Event) -> list[Registration]:
         .options(joinedload(Registration.user))
         .order_by(case((Registration.state == "confirmed", 0), else_=1), Registration.seq)
     ))
-
-
-# --- listings ------------------------------------------------------------------------------
-
-@dataclass
-class EventCard:
-    event: Event
-    seats_taken: int
-    waitlisted: int
-    checked_in: int = 0
-
-    @property
-    def seats_left(self) -> int:
-        return max(0, self.event.capacity - self.seats_taken)
-
-    @property
-    def fill_percent(self) -> int:
-        return min(100, self.seats_taken * 100 // max(self.event.capacity, 1))
-
-
-def _counts():
-    """Per event: confirmed seats, waitlisted members, checked-in seats (one grouped subquery)."""
-    confirmed = Registration.state == "confirmed"
-    return (
-        select(
-            Registration.event_id.label("event_id"),
-            func.coalesce(func.sum(case((confirmed, 1 + Registration.companions), else_=0)), 0).label("taken"),
-            func.coalesce(func.sum(case((Registration.state == "waitlisted", 1), else_=0)), 0).label("waiting"),
-            func.coalesce(func.sum(case((and_(confirmed, Registration.checked_in_at.is_not(None)),
-                                            1 + Registration.companions), else_=0)), 0).label("present"),
-        ).group_by(Registration.event_id).subquery()
-    )
-
-
-def _cards(query) -> list[EventCard]:
-    counts = _counts()
-    rows = db.session.execute(
-        query.add_columns(counts.c.taken, counts.c.waiting, counts.c.present)
-        .outerjoin(counts, counts.c.event_id == Event.id)
-        .options(joinedload(Event.community))
-    ).all()
-    return [EventCard(row[0], row[1] or 0, row[2] or 0, row[3] or 0) for row in rows]
-
-
-def card_of(event: Event) -> EventCard:
-    """One event with its counts (the manage page's header)."""
-    return _cards(select(Event).where(Event.id == event.id))[0]
-
-
-def month_bounds(month: str) -> tuple[datetime, datetime] | None:
-    """'2026-12' -> the UTC instants the Shanghai month begins and ends."""
-    match = re.fullmatch(r"(\d{4})-(\d{2})", month or "")
-    if not match or not 1 <= int(match[2]) <= 12:
-        return None
-    year, mon = int(match[1]), int(match[2])
-    first = datetime(year, mon, 1).date()
-    following = datetime(year + (mon == 12), mon % 12 + 1, 1).date()
-    return shanghai_midnight(first), shanghai_midnight(following)
-
-
-def upcoming(community_id: int | None = None, month: str | None = None, after: tuple[datetime, int] | None = None,
-             limit: int = 20, now: datetime | None = None) -> list[EventCard]:
-    """Published events not yet over, soonest first, with their seat counts, in one query.
-    AFTER is the (starts_at, id) of the last event of the previous page."""
-    now = now or utcnow()
-    query = select(Event).where(Event.status == "published", Event.ends_at > now)
-    if community_id is not None:
-        query = query.where(Event.community_id == community_id)
-    bounds = month_bounds(month) if month else None
-    if bounds:
-        query = query.where(Event.starts_at >= bounds[0], Event.starts_at < bounds[1])
-    if after is not None:
-        query = query.where(or_(Event.starts_at > after[0], and_(Event.starts_at == after[0], Event.id > after[1])))
-    return _cards(query.order_by(Event.starts_at, Event.id).limit(limit))
-
-
-def managed_by(user, limit: int = 100) -> list[EventCard]:
-    """Events of the communities USER organizes (all for an admin), newest start first."""
-    query = select(Event)
-    if not user.is_admin:
-        query = query.where(Event.community_id.in_(user.communities_where("organizer") or [-1]))
-    return _cards(query.order_by(Event.starts_at.desc(), Event.id.desc()).limit(limit))
-
-
-def registrations_of(member, event_ids) -> dict[int, Registration]:
-    """MEMBER's registrations for EVENT_IDS, in one query (for a listing)."""
-    if member is None or not getattr(member, "is_authenticated", False) or not event_ids:
-        return {}
-    rows = db.session.scalars(
-        select(Registration).where(Registration.user_id == member.id, Registration.event_id.in_(list(event_ids)))
-    )
-    return {r.event_id: r for r in rows}
-
-
-def tickets_of(member, now: datetime | None = None) -> tuple[list[Registration], list[Registration]]:
-    """MEMBER's signups, one query: (coming: confirmed or waitlisted for events not over; past,
-    newest first, including signups that ended because the organizer cancelled the event)."""
-    now = now or utcnow()
-    ended_with_event = and_(Event.status == "cancelled", Registration.cancelled_at == Event.cancelled_at)
-    rows = list(db.session.scalars(
-        select(Registration).join(Event, Event.id == Registration.event_id)
-        .where(Registration.user_id == member.id, or_(Registration.state != "cancelled", ended_with_event))
-        .options(joinedload(Registration.event).joinedload(Event.community))
-        .order_by(Event.starts_at, Registration.id)
-    ).unique())
-    coming = [r for r in rows if r.event.status == "published" and r.event.ends_at > now]
-    past = [r for r in reversed(rows) if r not in coming]
-    return coming, past
-
-
-def waitlist_positions(regs) -> dict[int, int]:
-    """The waitlist position of each waitlisted registration in REGS, in one query."""
-    ids = [r.id for r in regs if r.state == "waitlisted"]
-    if not ids:
-        return {}
-    ahead = aliased(Registration)
-    rows = db.session.execute(
-        select(Registration.id, func.count(ahead.id))
-        .outerjoin(ahead, and_(ahead.event_id == Registration.event_id, ahead.state == "waitlisted",
-                               ahead.seq < Registration.seq))
-        .where(Registration.id.in_(ids)).group_by(Registration.id)
-    ).all()
-    return {reg_id: 1 + count for reg_id, count in rows}
 
 
 # --- jobs ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ colours are presentation attributes, size comes from the page's CSS.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote
 
 import segno
@@ -36,6 +37,7 @@ def make_qr(data: str) -> segno.QRCode:
     return segno.make_qr(data, error=ERROR_LEVEL, boost_error=False)
 
 
+@lru_cache(maxsize=1024)  # a ticket or voucher page is opened again and again: draw each code once
 def qr_svg(data: str, label: str = "", css_class: str = "qr") -> Markup:
     """DATA as an inline `<svg>` element, scalable (no width/height), without inline styles."""
     svg = make_qr(data).svg_inline(

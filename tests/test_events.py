@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 
 from models import DomainError, Notification, db
+from models.event_checkin import check_in
 from models.events import (
-    Registration, SignupInput, cancel_event, cancel_registration, check_in, complete_event, opens_for,
-    priority_suspended_until, save_event, send_reminders, signup,
+    Registration, SignupInput, cancel_event, cancel_registration, complete_event, opens_for, priority_suspended_until,
+    save_event, send_reminders, signup,
 )
 from models.points import award, balance_of
 from models.types import SHANGHAI, shanghai_midnight, utcnow
@@ -34,7 +35,7 @@ def test_signup_confirms_while_seats_remain_then_waitlists_in_order(factories):
     reg_d = _signup(event, d)
     assert reg_d.state == "waitlisted"
     assert reg_d.waitlist_position() == 2
-    assert event.seats_taken() == 3 and event.waitlist_length() == 2
+    assert event.seat_counts() == (3, 2)
 
 
 def test_cancel_frees_seats_and_promotes_first_who_fits(factories):

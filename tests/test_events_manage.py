@@ -13,7 +13,8 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from models import Notification, db
-from models.events import Event, Registration, SignupInput, check_in, signup
+from models.event_checkin import check_in
+from models.events import Event, Registration, SignupInput, signup
 from models.levels import EarningRule
 from models.points import award, balance_of
 from models.types import SHANGHAI, utcnow

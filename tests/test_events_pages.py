@@ -10,9 +10,8 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 
 from models import db
-from models.events import (
-    Event, Registration, SignupInput, cancel_event, check_in, complete_event, signup,
-)
+from models.event_checkin import check_in
+from models.events import Event, Registration, SignupInput, cancel_event, complete_event, signup
 from models.points import award, balance_of
 from models.types import add_months, shanghai_day, shanghai_midnight, utcnow
 from tests.html import assert_no_inline_code
@@ -527,3 +526,24 @@ def test_my_tickets_is_for_members_only(client):
 def test_my_tickets_empty_state(member_client):
     html = member_client.get("/me/tickets").text
     assert "No tickets yet." in html and "/events" in html
+
+
+def test_the_event_page_costs_the_same_queries_with_3_or_40_signups(factories, login_as, count_queries):
+    """Seats, the waitlist, the member's opening and level are counted, never listed."""
+    event = factories.event(capacity=10, points_price=0)
+    viewer = factories.user()
+    client = login_as(viewer)
+
+    def queries():
+        with count_queries() as counter:
+            assert client.get(f"/events/{event.id}").status_code == 200
+        return counter["n"]
+
+    for _ in range(3):
+        signup(db.session.merge(event), factories.user(), SignupInput())
+    db.session.commit()
+    few = queries()
+    for _ in range(37):
+        signup(db.session.merge(event), factories.user(), SignupInput())
+    db.session.commit()
+    assert queries() == few <= 13

@@ -37,7 +37,7 @@ def show(slug):
     if cursor and wants_fragment():
         return render("communities/show.html", "stories/_cards.html", stories=stories, stats=stats,
                       next_cursor=next_cursor, more_url=more_url)
-    from models.events import upcoming
+    from models.event_listings import upcoming
 
     return render(
         "communities/show.html",

@@ -25,7 +25,8 @@ from app import csrf
 from blueprints.events.routes import bp, ticket_qr
 from blueprints.web import domain_message, keep_offline, render
 from models import DomainError, db
-from models.events import Event, Registration, can_manage, check_in, find_ticket, roster
+from models.event_checkin import check_in, find_ticket
+from models.events import Event, Registration, can_manage, roster
 
 SYNC_BATCH_MAX = 500  # a phone offline for a whole fair queues a few hundred scans at most
 ITEM_TEXT_MAX = 300  # a ticket URL, a token or a typed code; anything longer is not a ticket

@@ -22,9 +22,10 @@ from blueprints.events.routes import bp
 from blueprints.web import domain_message, render
 from models import N_, Community, DomainError, db
 from models.accounts import mask_phone
+from models.event_listings import EventCard, managed_by
 from models.events import (
-    KINDS, Event, EventCard, EventInput, Registration, can_manage, cancel_event, complete_event, default_map_url,
-    managed_by, publish_event, save_event,
+    KINDS, Event, EventInput, Registration, can_manage, cancel_event, complete_event, default_map_url, publish_event,
+    save_event,
 )
 from models.events import roster as roster_of
 from models.types import SHANGHAI, utcnow

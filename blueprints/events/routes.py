@@ -15,9 +15,10 @@ from app import limiter
 from blueprints.access import wants_fragment
 from blueprints.web import domain_message, render
 from models import Community, DomainError, db
+from models.event_listings import month_bounds, registrations_of, upcoming
 from models.events import (
-    Event, Registration, SignupInput, can_manage, cancel_registration, month_bounds, opens_for,
-    priority_suspended_until, registrations_of, signup as signup_member, upcoming,
+    Event, Registration, SignupInput, can_manage, cancel_registration, opening_for,
+    signup as signup_member,
 )
 from models.points import balance_of
 from models.types import add_months, shanghai_day, utcnow
@@ -123,24 +124,23 @@ def panel_context(event: Event, values=None, error: str | None = None, notice: s
     reg = event.registration_of(member) if member else None
     if reg is not None and reg.state == "cancelled":
         reg = None
-    opens = opens_for(event, member, now)
+    opening = opening_for(event, member, now)
+    taken, waiting = event.seat_counts()
     return {
         "event": event,
         "reg": reg,
-        "seats_left": max(0, event.capacity - event.seats_taken()),
-        "waitlisted": event.waitlist_length(),
+        "seats_left": max(0, event.capacity - taken),
+        "waitlisted": waiting,
         "position": reg.waitlist_position() if reg is not None else None,
         "qr": ticket_qr(reg) if reg is not None and reg.state == "confirmed" else None,
-        "opens": opens,
-        "is_open": event.signup_open_for(member, now) if member else (
-            event.status == "published" and event.signup_opens_at <= now < event.signup_closes_at
-            and now < event.starts_at),
-        "not_yet": now < opens,
+        "opens": opening.at,
+        "is_open": event.signup_open(opening.at, now),
+        "not_yet": now < opening.at,
         "closed": now >= event.signup_closes_at or now >= event.starts_at,
         "started": now >= event.starts_at,
         "balance": balance_of(member) if member and event.points_price else None,
         "refundable": now < event.cancel_deadline,
-        "suspended_until": priority_suspended_until(member, now) if member and event.level_priority else None,
+        "suspended_until": opening.suspended_until,
         "values": values if values is not None else {},
         "error": error,
         "notice": notice,

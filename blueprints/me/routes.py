@@ -116,7 +116,7 @@ def tickets():
     device by the service worker so the ticket opens at a venue without signal."""
     from blueprints.events.routes import ticket_qr
     from blueprints.web import keep_offline
-    from models.events import tickets_of, waitlist_positions
+    from models.event_listings import tickets_of, waitlist_positions
 
     coming, past = tickets_of(current_user)
     response = render_template("me/tickets.html", coming=coming, past=past,

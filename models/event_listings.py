@@ -1,0 +1,130 @@
+"""Event listings with their seat counts, each in a constant number of queries: upcoming
+events, an organizer's events, a member's tickets and waitlist positions."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import aliased, joinedload
+
+from models import db
+from models.events import Event, Registration
+from models.types import shanghai_midnight, utcnow
+
+
+@dataclass
+class EventCard:
+    event: Event
+    seats_taken: int
+    waitlisted: int
+    checked_in: int = 0
+
+    @property
+    def seats_left(self) -> int:
+        return max(0, self.event.capacity - self.seats_taken)
+
+    @property
+    def fill_percent(self) -> int:
+        return min(100, self.seats_taken * 100 // max(self.event.capacity, 1))
+
+
+def _counts():
+    """Per event: confirmed seats, waitlisted members, checked-in seats (one grouped subquery)."""
+    confirmed = Registration.state == "confirmed"
+    return (
+        select(
+            Registration.event_id.label("event_id"),
+            func.coalesce(func.sum(case((confirmed, 1 + Registration.companions), else_=0)), 0).label("taken"),
+            func.coalesce(func.sum(case((Registration.state == "waitlisted", 1), else_=0)), 0).label("waiting"),
+            func.coalesce(func.sum(case((and_(confirmed, Registration.checked_in_at.is_not(None)),
+                                            1 + Registration.companions), else_=0)), 0).label("present"),
+        ).group_by(Registration.event_id).subquery()
+    )
+
+
+def _cards(query) -> list[EventCard]:
+    counts = _counts()
+    rows = db.session.execute(
+        query.add_columns(counts.c.taken, counts.c.waiting, counts.c.present)
+        .outerjoin(counts, counts.c.event_id == Event.id)
+        .options(joinedload(Event.community))
+    ).all()
+    return [EventCard(row[0], row[1] or 0, row[2] or 0, row[3] or 0) for row in rows]
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime] | None:
+    """'2026-12' -> the UTC instants the Shanghai month begins and ends."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", month or "")
+    if not match or not 1 <= int(match[2]) <= 12:
+        return None
+    year, mon = int(match[1]), int(match[2])
+    first = datetime(year, mon, 1).date()
+    following = datetime(year + (mon == 12), mon % 12 + 1, 1).date()
+    return shanghai_midnight(first), shanghai_midnight(following)
+
+
+def upcoming(community_id: int | None = None, month: str | None = None, after: tuple[datetime, int] | None = None,
+             limit: int = 20, now: datetime | None = None) -> list[EventCard]:
+    """Published events not yet over, soonest first, with their seat counts, in one query.
+    AFTER is the (starts_at, id) of the last event of the previous page."""
+    now = now or utcnow()
+    query = select(Event).where(Event.status == "published", Event.ends_at > now)
+    if community_id is not None:
+        query = query.where(Event.community_id == community_id)
+    bounds = month_bounds(month) if month else None
+    if bounds:
+        query = query.where(Event.starts_at >= bounds[0], Event.starts_at < bounds[1])
+    if after is not None:
+        query = query.where(or_(Event.starts_at > after[0], and_(Event.starts_at == after[0], Event.id > after[1])))
+    return _cards(query.order_by(Event.starts_at, Event.id).limit(limit))
+
+
+def managed_by(user, limit: int = 100) -> list[EventCard]:
+    """Events of the communities USER organizes (all for an admin), newest start first."""
+    query = select(Event)
+    if not user.is_admin:
+        query = query.where(Event.community_id.in_(user.communities_where("organizer") or [-1]))
+    return _cards(query.order_by(Event.starts_at.desc(), Event.id.desc()).limit(limit))
+
+
+def registrations_of(member, event_ids) -> dict[int, Registration]:
+    """MEMBER's registrations for EVENT_IDS, in one query (for a listing)."""
+    if member is None or not getattr(member, "is_authenticated", False) or not event_ids:
+        return {}
+    rows = db.session.scalars(
+        select(Registration).where(Registration.user_id == member.id, Registration.event_id.in_(list(event_ids)))
+    )
+    return {r.event_id: r for r in rows}
+
+
+def tickets_of(member, now: datetime | None = None) -> tuple[list[Registration], list[Registration]]:
+    """MEMBER's signups, one query: (coming: confirmed or waitlisted for events not over; past,
+    newest first, including signups that ended because the organizer cancelled the event)."""
+    now = now or utcnow()
+    ended_with_event = and_(Event.status == "cancelled", Registration.cancelled_at == Event.cancelled_at)
+    rows = list(db.session.scalars(
+        select(Registration).join(Event, Event.id == Registration.event_id)
+        .where(Registration.user_id == member.id, or_(Registration.state != "cancelled", ended_with_event))
+        .options(joinedload(Registration.event).joinedload(Event.community))
+        .order_by(Event.starts_at, Registration.id)
+    ).unique())
+    coming = [r for r in rows if r.event.status == "published" and r.event.ends_at > now]
+    past = [r for r in reversed(rows) if r not in coming]
+    return coming, past
+
+
+def waitlist_positions(regs) -> dict[int, int]:
+    """The waitlist position of each waitlisted registration in REGS, in one query."""
+    ids = [r.id for r in regs if r.state == "waitlisted"]
+    if not ids:
+        return {}
+    ahead = aliased(Registration)
+    rows = db.session.execute(
+        select(Registration.id, func.count(ahead.id))
+        .outerjoin(ahead, and_(ahead.event_id == Registration.event_id, ahead.state == "waitlisted",
+                               ahead.seq < Registration.seq))
+        .where(Registration.id.in_(ids)).group_by(Registration.id)
+    ).all()
+    return {reg_id: 1 + count for reg_id, count in rows}
