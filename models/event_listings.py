@@ -81,12 +81,17 @@ def upcoming(community_id: int | None = None, month: str | None = None, after: t
     return _cards(query.order_by(Event.starts_at, Event.id).limit(limit))
 
 
-def managed_by(user, limit: int = 100) -> list[EventCard]:
-    """Events of the communities USER organizes (all for an admin), newest start first."""
+def managed_by(user, limit: int = 100, now: datetime | None = None) -> list[EventCard]:
+    """Events of the communities USER organizes (all for an admin): those not over yet first,
+    soonest first (what needs work), then past ones, latest first."""
+    now = now or utcnow()
     query = select(Event)
     if not user.is_admin:
         query = query.where(Event.community_id.in_(user.communities_where("organizer") or [-1]))
-    return _cards(query.order_by(Event.starts_at.desc(), Event.id.desc()).limit(limit))
+    ahead = Event.ends_at > now
+    return _cards(query.order_by(
+        case((ahead, 0), else_=1), case((ahead, Event.starts_at)), Event.starts_at.desc(), Event.id.desc()
+    ).limit(limit))
 
 
 def registrations_of(member, event_ids) -> dict[int, Registration]:

@@ -480,3 +480,26 @@ def test_a_community_page_shows_its_next_events(client, factories):
     page = client.get("/c/ev").get_data(as_text=True)
     assert f'href="/events/{soon.id}"' in page and "电池体检日" in page
     assert "她车社夜聊" not in page and draft.title not in page
+
+
+def test_an_organizers_events_list_what_is_coming_soonest_first_then_the_past(factories):
+    from models.event_listings import managed_by
+
+    now = utcnow()
+    organizer = factories.user(role="organizer", community=factories.communities()["ev"])
+    later = factories.event(organizer=organizer, title="下个月", starts_at=now + timedelta(days=30))
+    soon = factories.event(organizer=organizer, title="下周", starts_at=now + timedelta(days=7))
+
+    def past(title, days_ago):
+        event = factories.event(organizer=organizer, title=title, publish=False,
+                                starts_at=now - timedelta(days=days_ago),
+                                signup_opens_at=now - timedelta(days=days_ago + 9),
+                                signup_closes_at=now - timedelta(days=days_ago + 1),
+                                cancel_deadline=now - timedelta(days=days_ago + 1))
+        event.status = "completed"
+        db.session.commit()
+        return event
+
+    old, recent = past("上个月", 30), past("上周", 7)
+    assert [c.event.title for c in managed_by(organizer)] == ["下周", "下个月", "上周", "上个月"]
+    assert [c.event.id for c in managed_by(factories.user(role="admin"))] == [soon.id, later.id, recent.id, old.id]

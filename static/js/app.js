@@ -29,6 +29,38 @@
     toast(status === 429 ? messages.msgTooMany : status === 400 ? messages.msgExpired : messages.msgError);
   });
 
+  // Logging out wipes what this phone keeps, the check-in queue included (see sw.js): ask first
+  // when scans made without signal are still waiting to be sent.
+  function unsentCheckins() {
+    // indexedDB.open() would create an empty database: look it up first (where the browser can).
+    if (!window.indexedDB || !indexedDB.databases) return Promise.resolve(0);
+    return indexedDB.databases().then(function (dbs) {
+      if (!dbs.some(function (d) { return d.name === "cheyou-checkin"; })) return 0;
+      return new Promise(function (resolve) {
+        var request = indexedDB.open("cheyou-checkin");
+        request.onerror = function () { resolve(0); };
+        request.onsuccess = function () {
+          var db = request.result;
+          if (!db.objectStoreNames.contains("queue")) { db.close(); resolve(0); return; }
+          var count = db.transaction("queue").objectStore("queue").count();
+          count.onsuccess = function () { db.close(); resolve(count.result); };
+          count.onerror = function () { db.close(); resolve(0); };
+        };
+      });
+    }).catch(function () { return 0; });
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute("data-logout") || form.dataset.confirmed) return;
+    event.preventDefault();
+    unsentCheckins().then(function (n) {
+      if (n && !window.confirm(form.dataset.msgUnsent)) return;
+      form.dataset.confirmed = "1";
+      form.requestSubmit ? form.requestSubmit() : form.submit();
+    });
+  });
+
   // Keep the unread badges in step after marking notifications read.
   document.addEventListener("notifications-changed", function () {
     fetch("/me/unread-badge", { headers: { "HX-Request": "true" }, credentials: "same-origin" })

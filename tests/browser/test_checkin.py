@@ -307,3 +307,44 @@ def test_logout_leaves_no_kept_page_or_roster_on_the_phone(page, context, factor
     page.wait_for_url(lambda url: not url.endswith("/me"))
     page.wait_for_function("() => !document.querySelector('a[href=\"/me/notifications\"]')")
     _eventually(page, f"() => ({_DEVICE_DATA})().then((d) => d.kept === 0 && !d.checkin_db)")
+
+
+def test_logging_out_with_unsent_check_ins_asks_first(page, context, factories):
+    event, organizer, regs = _venue(factories, "电车阿丽")
+    log_in(page, "13800138000")
+    _open_checkin(page, event.id)
+    page.locator("[data-checkin-offline-ready]:not([hidden])").wait_for()
+    context.route("**/checkin/sync", lambda route: route.abort())  # the venue's signal: none for the sync
+    _type_code(page, regs[0][1])
+    _pending(page, 1)
+    page.goto("/me")
+    asked = []
+
+    def answer(dialog, accept):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, accept=False))
+    page.locator("form[action='/auth/logout'] button").click()
+    page.wait_for_timeout(500)
+    assert asked and "签到" in asked[0], asked
+    assert page.url.endswith("/me"), "still signed in: the scan is kept"
+    assert page.evaluate(_DEVICE_DATA)["checkin_db"]
+
+    page.once("dialog", lambda d: answer(d, accept=True))
+    page.locator("form[action='/auth/logout'] button").click()
+    page.wait_for_url(lambda url: not url.endswith("/me"))
+    assert len(asked) == 2
+    assert _checked_in_at(regs[0][0]) is None, "deleted on purpose, never sent"
+
+
+def test_logging_out_with_nothing_unsent_asks_nothing(page, factories):
+    event, organizer, regs = _venue(factories, "电车阿丽")
+    log_in(page, "13800138000")
+    _open_checkin(page, event.id)
+    _type_code(page, regs[0][1])
+    _pending(page, 0)
+    page.goto("/me")
+    page.on("dialog", lambda d: pytest.fail(f"unexpected dialog: {d.message}"))
+    page.locator("form[action='/auth/logout'] button").click()
+    page.wait_for_url(lambda url: not url.endswith("/me"))
