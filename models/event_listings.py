@@ -120,6 +120,19 @@ def tickets_of(member, now: datetime | None = None) -> tuple[list[Registration],
     return coming, past
 
 
+def next_ticket(member, now: datetime | None = None) -> Registration | None:
+    """MEMBER's next confirmed seat at an event not over yet (the home page's reminder), one query."""
+    if member is None or not getattr(member, "is_authenticated", False):
+        return None
+    now = now or utcnow()
+    return db.session.scalar(
+        select(Registration).join(Event, Event.id == Registration.event_id)
+        .where(Registration.user_id == member.id, Registration.state == "confirmed", Event.status == "published",
+               Event.ends_at > now)
+        .options(joinedload(Registration.event)).order_by(Event.starts_at, Event.id).limit(1)
+    )
+
+
 def waitlist_positions(regs) -> dict[int, int]:
     """The waitlist position of each waitlisted registration in REGS, in one query."""
     ids = [r.id for r in regs if r.state == "waitlisted"]

@@ -547,3 +547,17 @@ def test_the_event_page_costs_the_same_queries_with_3_or_40_signups(factories, l
         signup(db.session.merge(event), factories.user(), SignupInput())
     db.session.commit()
     assert queries() == few <= 13
+
+
+def test_the_home_page_points_to_the_members_next_event(factories, login_as):
+    member = factories.user()
+    later = factories.event(title="月底的自驾", starts_at=utcnow() + timedelta(days=20))
+    soon = factories.event(title="周末的聚会", starts_at=utcnow() + timedelta(days=3))
+    full = factories.event(title="满员的课", capacity=1, starts_at=utcnow() + timedelta(days=1))
+    signup(db.session.merge(full), factories.user(), SignupInput())
+    for event in (later, soon, full):
+        signup(db.session.merge(event), db.session.merge(member), SignupInput())
+    db.session.commit()
+    page = login_as(member).get("/").get_data(as_text=True)
+    assert f'data-next-event="{soon.id}"' in page and "周末的聚会" in page, "the soonest confirmed seat, not a waitlist"
+    assert 'data-next-event' not in login_as(factories.user()).get("/").get_data(as_text=True)

@@ -34,8 +34,10 @@ def home():
     mine = [c for c in communities if c.id in joined]
     others = [c for c in communities if c.id not in joined]
     counts = Community.member_counts([c.id for c in communities])
+    from models.event_listings import next_ticket
+
     return render("main/home.html", mine=mine, others=others, counts=counts, joined=joined, stories=stories,
-                  stats=stats, sort=sort, sort_endpoint=("main.home", {}), next_cursor=next_cursor, more_url=more_url)
+                  next_ticket=next_ticket(current_user), stats=stats, sort=sort, sort_endpoint=("main.home", {}), next_cursor=next_cursor, more_url=more_url)
 
 
 @bp.get("/media/<path:key>")
