@@ -420,7 +420,8 @@ def test_roster_csv_for_a_road_trip(login_as, factories, organizer, road_trip):
     first = dict(zip(header, rows[1]))
     assert first["Nickname"].startswith("'=HYPERLINK")
     assert first["Mobile"] == "138****5678" and "13812345678" not in response.get_data(as_text=True)
-    assert first["Plate"] == "粤B12345" and first["Emergency phone"] == "13900001234"
+    assert first["Plate"] == "粤B12345" and first["Emergency phone"] == "139****1234"
+    assert "13900001234" not in response.get_data(as_text=True), "no phone number leaves the app whole"
     assert first["Status"] == "Confirmed" and first["No."] == "1"
     second = dict(zip(header, rows[2]))
     assert second["Status"] == "Waitlist" and second["No."] == "1" and second["Plate"] == "沪A88888"

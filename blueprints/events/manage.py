@@ -301,9 +301,9 @@ def roster_csv_text(event: Event, registrations: list[Registration]) -> str:
             _shanghai(reg.checked_in_at, "%Y-%m-%d %H:%M"), _("Yes") if reg.no_show else "",
         ]
         if event.is_road_trip:
-            # The emergency number stays whole: on a road trip the organizer may have to call it.
-            # Road trips only; every other phone number is masked.
-            row += [reg.plate, reg.emergency_name, reg.emergency_phone]
+            # A file gets forwarded: every phone number in it is masked, the emergency contact's
+            # too. The organizer calls it from the roster page, where it is shown whole.
+            row += [reg.plate, reg.emergency_name, mask_phone(reg.emergency_phone)]
         writer.writerow([_safe_cell(cell) for cell in row])
     return out.getvalue()
 
