@@ -175,7 +175,9 @@ def seed_events(rng, staff, members, communities) -> None:
     from datetime import datetime, time
 
     from models.event_checkin import check_in
-    from models.events import EventInput, SignupInput, complete_event, publish_event, save_event, signup
+    from models.events import (
+        EventInput, SignupInput, complete_event, pay_attendances, publish_event, save_event, signup,
+    )
     from models.types import SHANGHAI
 
     organizers = {"ev": staff[1], "modding": staff[1], "women": staff[4], "newcomers": staff[4]}
@@ -222,7 +224,9 @@ def seed_events(rng, staff, members, communities) -> None:
         for i, reg in enumerate(event_roster(event)):
             if rng.random() < 0.8 or reg.user_id == demo_member.id:
                 check_in(event, reg.code, organizers[slug], scanned_at=event.starts_at + timedelta(minutes=i))
-        complete_event(event, organizers[slug], now=event.ends_at + timedelta(hours=1))
+        closed = event.ends_at + timedelta(hours=1)
+        complete_event(event, organizers[slug], now=closed)
+        pay_attendances(event, now=closed)  # dated with the event (the queued payout then finds it paid)
 
 
 def event_roster(event):

@@ -16,10 +16,12 @@ from models.types import shanghai_midnight, utcnow
 
 @dataclass
 class EventCard:
+    """An event with its counts: confirmed seats, members waiting, checked-in seats, no-shows."""
     event: Event
     seats_taken: int
     waitlisted: int
     checked_in: int = 0
+    no_shows: int = 0
 
     @property
     def seats_left(self) -> int:
@@ -31,27 +33,29 @@ class EventCard:
 
 
 def _counts():
-    """Per event: confirmed seats, waitlisted members, checked-in seats (one grouped subquery)."""
-    confirmed = Registration.state == "confirmed"
-    return (
-        select(
-            Registration.event_id.label("event_id"),
-            func.coalesce(func.sum(case((confirmed, 1 + Registration.companions), else_=0)), 0).label("taken"),
-            func.coalesce(func.sum(case((Registration.state == "waitlisted", 1), else_=0)), 0).label("waiting"),
-            func.coalesce(func.sum(case((and_(confirmed, Registration.checked_in_at.is_not(None)),
-                                            1 + Registration.companions), else_=0)), 0).label("present"),
-        ).group_by(Registration.event_id).subquery()
-    )
+    """The counts of an EventCard as subqueries correlated to each event row: each reads only
+    that event's registrations (index on event_id, state), so a page of 20 events never
+    aggregates the whole registrations table."""
+    seats = func.coalesce(func.sum(1 + Registration.companions), 0)
+    people = func.count(Registration.id)
+    mine = Registration.event_id == Event.id
+    confirmed = and_(mine, Registration.state == "confirmed")
+    return [
+        select(seats).where(confirmed).correlate(Event).scalar_subquery(),
+        select(people).where(mine, Registration.state == "waitlisted").correlate(Event).scalar_subquery(),
+        select(seats).where(confirmed, Registration.checked_in_at.is_not(None)).correlate(Event).scalar_subquery(),
+        select(people).where(confirmed, Registration.no_show.is_(True)).correlate(Event).scalar_subquery(),
+    ]
 
 
 def _cards(query) -> list[EventCard]:
-    counts = _counts()
-    rows = db.session.execute(
-        query.add_columns(counts.c.taken, counts.c.waiting, counts.c.present)
-        .outerjoin(counts, counts.c.event_id == Event.id)
-        .options(joinedload(Event.community))
-    ).all()
-    return [EventCard(row[0], row[1] or 0, row[2] or 0, row[3] or 0) for row in rows]
+    rows = db.session.execute(query.add_columns(*_counts()).options(joinedload(Event.community))).all()
+    return [EventCard(row[0], *(int(n or 0) for n in row[1:])) for row in rows]
+
+
+def card_of(event: Event) -> EventCard:
+    """One event with its counts, in one query (its page, its organizer's dashboard)."""
+    return _cards(select(Event).where(Event.id == event.id))[0]
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime] | None:

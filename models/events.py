@@ -137,16 +137,6 @@ class Event(db.Model):
             )
         )
 
-    def seat_counts(self) -> tuple[int, int]:
-        """(confirmed seats, members waiting), in one query."""
-        confirmed = Registration.state == "confirmed"
-        taken, waiting = db.session.execute(
-            select(func.coalesce(func.sum(case((confirmed, 1 + Registration.companions), else_=0)), 0),
-                   func.coalesce(func.sum(case((Registration.state == "waitlisted", 1), else_=0)), 0))
-            .where(Registration.event_id == self.id)
-        ).one()
-        return int(taken), int(waiting)
-
     def registration_of(self, member) -> Registration | None:
         if member is None or not getattr(member, "is_authenticated", False):
             return None
@@ -399,9 +389,11 @@ def publish_event(event: Event, actor, now: datetime | None = None) -> Event:
 
 
 def cancel_event(event: Event, actor, message: str, now: datetime | None = None) -> int:
-    """Cancel the event: everyone signed up is refunded and told why. Returns how many were told."""
+    """Cancel the event: every signup ends with it, and a job then refunds and tells everyone
+    (hundreds of ledger postings and messages do not belong in the organizer's request).
+    Returns how many will be told."""
     from models.audit import audit
-    from models.notifications import notify
+    from services.jobs import enqueue
 
     now = now or utcnow()
     message = (message or "").strip()
@@ -412,22 +404,36 @@ def cancel_event(event: Event, actor, message: str, now: datetime | None = None)
         raise DomainError(N_("This event is already cancelled or completed."))
     was = event.status
     event.status, event.cancelled_at, event.cancel_message, event.updated_at = "cancelled", now, message, now
-    told = 0
-    for reg in _registrations(event, "confirmed", "waitlisted"):
-        if reg.state == "confirmed":
-            _refund(reg, now)
+    ended = _registrations(event, "confirmed", "waitlisted")
+    for reg in ended:
         reg.state, reg.cancelled_at = "cancelled", now
-        notify(reg.user, "event_cancelled", {"title": event.title, "message": message},
-               link=f"/events/{event.id}", dedupe_key=f"event-cancelled:{event.id}")
-        told += 1
     audit(actor, "event.cancel", event, before={"status": was}, after={"status": "cancelled", "message": message})
-    return told
+    enqueue("services.tasks.settle_cancelled_event", event.id)
+    return len(ended)
+
+
+def settle_cancelled_event(event: Event, now: datetime | None = None) -> None:
+    """Refund and tell everyone whose signup ended with the cancelled event; a rerun refunds and
+    tells no one twice (the refund and the message are keyed)."""
+    from models.notifications import notify
+
+    ended = db.session.scalars(
+        select(Registration).where(Registration.event_id == event.id, Registration.state == "cancelled",
+                                   Registration.cancelled_at == event.cancelled_at)
+        .options(joinedload(Registration.user), joinedload(Registration.event)).order_by(Registration.seq)
+    ).all()
+    for reg in ended:
+        _refund(reg, now or utcnow())
+        notify(reg.user, "event_cancelled", {"title": event.title, "message": event.cancel_message},
+               link=f"/events/{event.id}", dedupe_key=f"event-cancelled:{event.id}")
 
 
 def complete_event(event: Event, actor=None, now: datetime | None = None) -> tuple[int, int]:
-    """Close the event: check-ins become attendance (paid), the other confirmed seats no-shows.
-    Returns (attended, no-shows)."""
+    """Close the event: check-ins become attendance, the other confirmed seats no-shows.
+    Returns (attended, no-shows). The rewards are paid by a job after the commit: at a car
+    fair that is hundreds of ledger postings, which do not belong in the organizer's request."""
     from models.audit import audit
+    from services.jobs import enqueue
 
     now = now or utcnow()
     lock_event(event)
@@ -439,14 +445,27 @@ def complete_event(event: Event, actor=None, now: datetime | None = None) -> tup
     attended = no_shows = 0
     for reg in _registrations(event, "confirmed"):
         if reg.checked_in_at is not None:
-            pay_attendance(reg, now)
             attended += 1
         else:
             reg.no_show = True
             no_shows += 1
     audit(actor, "event.complete", event, before={"status": "published"},
           after={"status": "completed", "attended": attended, "no_shows": no_shows})
+    enqueue("services.tasks.pay_event_attendance", event.id)
     return attended, no_shows
+
+
+def pay_attendances(event: Event, now: datetime | None = None) -> int:
+    """Pay every checked-in member of a completed event; a rerun pays no one twice (`award` is
+    keyed per member and event). Returns how many were checked in."""
+    regs = db.session.scalars(
+        select(Registration).where(Registration.event_id == event.id, Registration.state == "confirmed",
+                                   Registration.checked_in_at.is_not(None))
+        .options(joinedload(Registration.user), joinedload(Registration.event))
+    ).all()
+    for reg in regs:
+        pay_attendance(reg, now)
+    return len(regs)
 
 
 def pay_attendance(reg: Registration, now: datetime | None = None) -> None:

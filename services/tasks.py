@@ -89,6 +89,24 @@ def remind_events():
     db.session.commit()
 
 
+@job
+def pay_event_attendance(event_id: int):
+    """The attendance rewards of a completed event (queued by `complete_event`)."""
+    from models.events import Event, pay_attendances
+
+    pay_attendances(db.session.get(Event, event_id))
+    db.session.commit()
+
+
+@job
+def settle_cancelled_event(event_id: int):
+    """Refunds and messages for a cancelled event (queued by `cancel_event`)."""
+    from models.events import Event, settle_cancelled_event as settle
+
+    settle(db.session.get(Event, event_id))
+    db.session.commit()
+
+
 @periodic(timedelta(hours=1))
 def complete_events():
     """Close events that ended hours ago and nobody marked completed: pay attendance, count no-shows."""

@@ -35,7 +35,10 @@ def test_signup_confirms_while_seats_remain_then_waitlists_in_order(factories):
     reg_d = _signup(event, d)
     assert reg_d.state == "waitlisted"
     assert reg_d.waitlist_position() == 2
-    assert event.seat_counts() == (3, 2)
+    from models.event_listings import card_of
+
+    card = card_of(event)
+    assert (card.seats_taken, card.waitlisted) == (3, 2)
 
 
 def test_cancel_frees_seats_and_promotes_first_who_fits(factories):
@@ -378,6 +381,7 @@ def test_completion_pays_attendance_counts_no_shows_and_qualifies_the_referral(f
     _signed_up(event, absent, then + timedelta(hours=1))
     check_in(db.session.merge(event), present.code, organizer)
     attended, no_shows = complete_event(db.session.merge(event), organizer)
+    assert balance_of(invited) == 0, "the rewards are a job's work, queued for after the commit"
     db.session.commit()
     assert (attended, no_shows) == (1, 1)
     earned = db.session.scalar(db.select(PointsPosting).where(PointsPosting.user_id == invited.id,
@@ -410,6 +414,7 @@ def test_cancelling_an_event_refunds_and_tells_everyone(factories):
     _signup(event, waiting)
     assert balance_of(paid) == 60
     told = cancel_event(db.session.merge(event), event.organizer, "暴雨预警，活动取消，抱歉！")
+    assert balance_of(paid) == 60, "refunds are a job's work, queued for after the commit"
     db.session.commit()
     assert told == 2 and balance_of(paid) == 100 and balance_of(waiting) == 100
     for user in (paid, waiting):

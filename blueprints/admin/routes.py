@@ -11,7 +11,7 @@ from app import csrf
 from blueprints.access import role_required
 from blueprints.admin.forms import GrantForm
 from blueprints.web import domain_message
-from models import AuditEntry, Community, DomainError, Membership, Notification, Partner, User, audit, db
+from models import AuditEntry, Community, DomainError, Membership, Notification, Partner, User, db
 from models.accounts import RoleGrant, grant_role, revoke_role
 
 bp = Blueprint("admin", __name__)

@@ -12,7 +12,6 @@ from datetime import timedelta
 from flask import Response, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import and_, case, func, select
 from wtforms import SelectChoice
 
 from app import csrf
@@ -22,7 +21,7 @@ from blueprints.events.routes import bp
 from blueprints.web import domain_message, render
 from models import N_, Community, DomainError, db
 from models.accounts import mask_phone
-from models.event_listings import EventCard, managed_by
+from models.event_listings import EventCard, card_of, managed_by
 from models.events import (
     KINDS, Event, EventInput, Registration, can_manage, cancel_event, complete_event, default_map_url, publish_event,
     save_event,
@@ -64,19 +63,6 @@ def _attendance_percent(card: EventCard) -> int | None:
     if card.event.status != "completed" or not card.seats_taken:
         return None
     return card.checked_in * 100 // card.seats_taken
-
-
-def _card(event: Event) -> tuple[EventCard, int]:
-    """The event's counts in one query: (card, no-shows)."""
-    confirmed = Registration.state == "confirmed"
-    seats = 1 + Registration.companions
-    row = db.session.execute(select(
-        func.coalesce(func.sum(case((confirmed, seats), else_=0)), 0),
-        func.coalesce(func.sum(case((Registration.state == "waitlisted", 1), else_=0)), 0),
-        func.coalesce(func.sum(case((and_(confirmed, Registration.checked_in_at.is_not(None)), seats), else_=0)), 0),
-        func.coalesce(func.sum(case((and_(confirmed, Registration.no_show.is_(True)), 1), else_=0)), 0),
-    ).where(Registration.event_id == event.id)).one()
-    return EventCard(event, int(row[0]), int(row[1]), int(row[2])), int(row[3])
 
 
 # --- my events -----------------------------------------------------------------------------
@@ -199,8 +185,8 @@ def edit(event_id):
 # --- the event's dashboard and its actions -------------------------------------------------
 
 def _dashboard(event: Event, status: int = 200, error: str | None = None, cancel_message: str = ""):
-    card, no_shows = _card(event)
-    return render("events/manage/show.html", event=event, card=card, no_shows=no_shows,
+    card = card_of(event)
+    return render("events/manage/show.html", event=event, card=card, no_shows=card.no_shows,
                   attendance=_attendance_percent(card), started=event.has_started(), error=error,
                   cancel_message=cancel_message, status=status, **_helpers())
 

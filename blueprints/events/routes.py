@@ -15,7 +15,7 @@ from app import limiter
 from blueprints.access import wants_fragment
 from blueprints.web import domain_message, render
 from models import Community, DomainError, db
-from models.event_listings import month_bounds, registrations_of, upcoming
+from models.event_listings import card_of, month_bounds, registrations_of, upcoming
 from models.events import (
     Event, Registration, SignupInput, can_manage, cancel_registration, opening_for,
     signup as signup_member,
@@ -125,12 +125,12 @@ def panel_context(event: Event, values=None, error: str | None = None, notice: s
     if reg is not None and reg.state == "cancelled":
         reg = None
     opening = opening_for(event, member, now)
-    taken, waiting = event.seat_counts()
+    card = card_of(event)
     return {
         "event": event,
         "reg": reg,
-        "seats_left": max(0, event.capacity - taken),
-        "waitlisted": waiting,
+        "seats_left": card.seats_left,
+        "waitlisted": card.waitlisted,
         "position": reg.waitlist_position() if reg is not None else None,
         "qr": ticket_qr(reg) if reg is not None and reg.state == "confirmed" else None,
         "opens": opening.at,
