@@ -219,12 +219,18 @@
   // --- syncing -------------------------------------------------------------------------------
 
   var syncing = null;
+  var again = false;  // a scan arrived while a sync was running: it may have read the queue before it
 
   function flush() {
-    if (!syncing) {
-      syncing = sync().then(function (done) { syncing = null; return done; },
-                            function () { syncing = null; return false; });
+    if (syncing) {
+      again = true;
+      return syncing;
     }
+    syncing = sync().then(function (done) {
+      syncing = null;
+      if (again) { again = false; return flush(); }
+      return done;
+    }, function () { syncing = null; again = false; return false; });
     return syncing;
   }
 
