@@ -65,6 +65,8 @@ class Config:
         self.VAPID_SUBJECT = env("VAPID_SUBJECT", "mailto:ops@cheyou.example")
         self.ICP_NUMBER = env("ICP_NUMBER", "沪ICP备00000000号-1")
         self.SMS_BACKEND = env("SMS_BACKEND", "log")
+        # Site-wide SMS codes per Asia/Shanghai day; past it codes are refused and an alert is logged.
+        self.SMS_DAILY_BUDGET = int(env("SMS_DAILY_BUDGET") or 1000)
         self.FILES_ROOT = env("FILES_ROOT") or None  # generated files (voucher PDFs); default instance/uploads
         self.JOBS_MODE = env("JOBS_MODE") or ("rq" if self.REDIS_URL else "thread")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
@@ -78,6 +80,8 @@ class Config:
         self.REMEMBER_COOKIE_DURATION = 60 * 60 * 24 * 30
         self.WTF_CSRF_TIME_LIMIT = 60 * 60 * 8
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # How long a SQLite request waits for the write lock before it gives up with a 503.
+        self.SQLITE_BUSY_TIMEOUT = float(env("SQLITE_BUSY_TIMEOUT", "15"))
         self.BABEL_DEFAULT_LOCALE = "zh_CN"
         self.BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
         self.BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "translations")
@@ -106,6 +110,11 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     app.config.from_object(Config(Path(app.instance_path)))
     if test_config:
         app.config.update(test_config)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # pysqlite's timeout is SQLite's busy handler: it retries the lock until then.
+        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options["connect_args"] = {**options.get("connect_args", {}), "timeout": app.config["SQLITE_BUSY_TIMEOUT"]}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from models import sqlite_tuning  # noqa: F401  (engine event hooks)
@@ -136,11 +145,15 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
 
     commands.register(app)
 
+    from blueprints.transactions import is_reads_first
+
     @app.before_request
     def _mark_write_intent():
         # SQLite takes the write lock at BEGIN for state-changing requests, so two
-        # racing requests queue instead of failing to upgrade a read lock.
-        g.write_request = request.method not in ("GET", "HEAD", "OPTIONS")
+        # racing requests queue instead of failing to upgrade a read lock. A `@reads_first`
+        # view does its slow reading before it asks for the lock (blueprints/transactions.py).
+        writes = request.method not in ("GET", "HEAD", "OPTIONS")
+        g.write_request = writes and not is_reads_first(app.view_functions.get(request.endpoint))
         db.write_intent.set(g.write_request)
 
     return app

@@ -11,10 +11,12 @@ from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
+from sqlalchemy.exc import OperationalError
 
-from blueprints.access import wants_fragment
+from blueprints.access import safe_path, wants_fragment
 from blueprints.i18n import LOCALES, html_lang
 from models import DomainError, Notification, User, db
+from models.nonces import new_nonce
 
 log = logging.getLogger("cheyou.web")
 
@@ -54,6 +56,17 @@ OFFLINE_HEADER = "X-Cheyou-Offline"
 def keep_offline(response):
     response.headers[OFFLINE_HEADER] = "keep"
     return response
+
+
+BUSY_RETRY_AFTER = 5  # seconds, in the 503's Retry-After
+
+
+def is_busy(error: OperationalError) -> bool:
+    """A transient refusal that the same request can retry: SQLite's "database is locked" after
+    the busy timeout, PostgreSQL's deadlock or serialization failure (one side is rolled back)."""
+    message = str(getattr(error, "orig", error)).lower()
+    code = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return "database is locked" in message or "database is busy" in message or code in ("40P01", "40001")
 
 
 def domain_message(error: DomainError) -> str:
@@ -98,7 +111,8 @@ def init_web(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def unauthorized():
-        login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
+        # Only a path on this site travels as next= (None leaves it out of the URL).
+        login_url = url_for("auth.login", next=safe_path(request.full_path.rstrip("?"), None))
         if request.headers.get("HX-Request"):
             # A 302 would swap the login page into a card: tell htmx to navigate instead.
             response = make_response("", 401)
@@ -119,6 +133,7 @@ def init_web(app: Flask) -> None:
             "html_lang": html_lang(get_locale() or "zh_CN"),
             "unread_count": unread,
             "csrf_token": generate_csrf,
+            "new_nonce": new_nonce,
         }
 
     @app.template_filter("datetime")
@@ -189,6 +204,21 @@ def init_web(app: Flask) -> None:
     @app.errorhandler(429)
     def too_many(_error):
         return error_page(429, _("Too many attempts"), _("You are doing that too often. Please wait a minute and try again."))
+
+    @app.errorhandler(OperationalError)
+    def database_busy(error):
+        # The database stayed busy past the busy timeout (SQLite's lock, PostgreSQL's deadlock
+        # victim): the request was rolled back whole, so the member can simply send it again.
+        if not is_busy(error):
+            raise error
+        db.session.rollback()
+        db.write_intent.set(False)  # the error page only reads: it must not queue for the lock again
+        log.error("database busy on %s %s: %s", request.method, request.path, error.orig)
+        response = error_page(503, _("We are very busy"),
+                              _("Many members are doing the same thing right now. Nothing was saved: wait a few "
+                                "seconds and try again."))
+        response.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
+        return response
 
     @app.errorhandler(500)
     def server_error(error):

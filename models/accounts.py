@@ -4,6 +4,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from datetime import datetime, timedelta
@@ -14,7 +15,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import N_, DomainError, db
-from models.types import UTCDateTime, utcnow
+from models.types import UTCDateTime, shanghai_day, shanghai_midnight, utcnow
+
+log = logging.getLogger("cheyou.sms")
 
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -104,15 +107,21 @@ class User(UserMixin, db.Model):
         column = cls.phone if kind == "phone" else cls.email
         return db.session.scalar(select(func.count()).select_from(cls).where(column == value)) > 0
 
+    @staticmethod
+    def hash_password(password: str) -> str:
+        """Slow on purpose (scrypt, ~0.1–0.3 s): a request hashes before it takes the write lock."""
+        return generate_password_hash(password)
+
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = self.hash_password(password)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
 
-    def change_password(self, password: str) -> None:
-        """Set a new password and end every other session (their cookies carry the old token)."""
-        self.set_password(password)
+    def change_password(self, password_hash: str) -> None:
+        """Set a new password, hashed by `hash_password`, and end every other session (their
+        cookies carry the old token)."""
+        self.password_hash = password_hash
         self.session_token = secrets.token_hex(16)
 
     @property
@@ -217,7 +226,11 @@ class RoleGrant(db.Model):
 
 
 class SmsCode(db.Model):
-    """A one-time code sent to a mobile number; stored hashed, short-lived, few attempts."""
+    """A one-time code sent to a mobile number; stored hashed, short-lived, few attempts.
+
+    Every text costs money and can be abused to flood strangers' phones, so every path that
+    sends a code goes through `issue()`, which holds all the caps in one place.
+    """
 
     __tablename__ = "sms_codes"
 
@@ -225,13 +238,18 @@ class SmsCode(db.Model):
     RESEND_AFTER = timedelta(seconds=60)
     MAX_ATTEMPTS = 5
     MAX_PER_DAY = 10
+    MAX_NUMBERS_PER_ACCOUNT = 3  # distinct numbers one account may have codes sent to, per Shanghai day
+    # Key of the PostgreSQL advisory lock that serialises issuing (SQLite's BEGIN IMMEDIATE already does).
+    ISSUE_LOCK = 0x4359_534D  # "CYSM"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(String(11), nullable=False, index=True)
     purpose: Mapped[str] = mapped_column(String(20), nullable=False)
+    # The signed-in account that asked for the code (none for a code asked before signing in).
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     attempts: Mapped[int] = mapped_column(nullable=False, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -240,9 +258,17 @@ class SmsCode(db.Model):
         return hashlib.sha256(f"{phone}:{code}".encode()).hexdigest()
 
     @classmethod
-    def issue(cls, phone: str, purpose: str = "verify", now: datetime | None = None) -> str:
-        """Create a code for PHONE and return it in clear (for the SMS); refuses resends that come too fast."""
+    def issue(cls, phone: str, purpose: str = "verify", *, requested_by: User | None, daily_budget: int,
+              now: datetime | None = None) -> str:
+        """Create a code for PHONE and return it in clear (for the SMS), or raise DomainError.
+
+        The one gate for every code sent (verification, and later SMS login and password reset):
+        per number (RESEND_AFTER apart, MAX_PER_DAY a day), per account REQUESTED_BY
+        (MAX_NUMBERS_PER_ACCOUNT distinct numbers a Shanghai day) and site-wide (daily_budget
+        codes a Shanghai day; reaching it logs one alert). The caller commits, then sends.
+        """
         now = now or utcnow()
+        cls._serialise_issuing()
         last = db.session.scalar(
             select(cls).where(cls.phone == phone).order_by(cls.created_at.desc()).limit(1)
         )
@@ -254,10 +280,40 @@ class SmsCode(db.Model):
         )
         if sent_today >= cls.MAX_PER_DAY:
             raise DomainError("Too many codes were sent to this number today. Try again tomorrow.")
+        day = shanghai_day(now)
+        day_start = shanghai_midnight(day)
+        if requested_by is not None:
+            numbers = set(db.session.scalars(
+                select(cls.phone).distinct().where(cls.requested_by_id == requested_by.id, cls.created_at >= day_start)
+            ))
+            if phone not in numbers and len(numbers) >= cls.MAX_NUMBERS_PER_ACCOUNT:
+                raise DomainError("Codes can go to at most %(limit)s different numbers per account each day. "
+                                  "Use a number you already asked for today, or try again tomorrow.",
+                                  limit=cls.MAX_NUMBERS_PER_ACCOUNT)
+        site_today = db.session.scalar(select(func.count()).select_from(cls).where(cls.created_at >= day_start))
+        if site_today >= daily_budget:
+            raise DomainError("Today's verification texts have run out. Please try again tomorrow.")
         code = f"{secrets.randbelow(1_000_000):06d}"
-        db.session.add(cls(phone=phone, purpose=purpose, code_hash=cls._hash(phone, code), expires_at=now + cls.TTL))
+        db.session.add(cls(phone=phone, purpose=purpose, code_hash=cls._hash(phone, code), expires_at=now + cls.TTL,
+                           requested_by_id=requested_by.id if requested_by is not None else None, created_at=now))
         db.session.flush()
+        if site_today + 1 == daily_budget:
+            # Issuing is serialised, so exactly one request sees the budget reached: one alert a day.
+            log.error("SMS daily budget reached: %s codes sent on %s (Asia/Shanghai); further codes are refused "
+                      "until midnight there. Raise SMS_DAILY_BUDGET if this is real demand.", daily_budget, day)
         return code
+
+    @staticmethod
+    def _serialise_issuing() -> None:
+        """Make concurrent issues take turns, so the counts above cannot be read stale by two at once.
+
+        One site-wide lock rather than the member's row: the budget is shared by every account and
+        by codes asked before signing in. Held until the request commits, right after the insert.
+        On SQLite the caller's write transaction (BEGIN IMMEDIATE) does the same: a `@reads_first`
+        view must call `begin_write()` before `issue()`.
+        """
+        if db.session.get_bind().dialect.name == "postgresql":
+            db.session.execute(select(func.pg_advisory_xact_lock(SmsCode.ISSUE_LOCK)))
 
     @classmethod
     def check(cls, phone: str, code: str, purpose: str = "verify", now: datetime | None = None) -> None:

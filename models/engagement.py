@@ -29,6 +29,8 @@ class Comment(db.Model):
     __table_args__ = (
         CheckConstraint("status IN ('published','review','hidden','deleted')", name="known_status"),
         Index("ix_comments_story_created", "story_id", "created_at"),
+        # The comment form's one-time nonce: a repeat returns the first comment (models/nonces.py).
+        Index("uq_comments_author_id_nonce", "author_id", "nonce", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,6 +43,7 @@ class Comment(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     hidden_note: Mapped[str | None] = mapped_column(String(200))
+    nonce: Mapped[str | None] = mapped_column(String(64))
 
     author = relationship("User")
     story = relationship("Story")
@@ -65,9 +68,11 @@ def like(story, member) -> bool:
 
     The primary key settles a race: a concurrent second insert fails inside its savepoint.
     The author earns `like_received` once per (story, liker), never for their own story; the
-    key keeps unlike + like again from paying twice."""
+    key keeps unlike + like again from paying twice. Only published stories take likes."""
     from models.points import award
 
+    if story.status != "published":
+        raise DomainError(N_("Only published stories can be liked."))
     try:
         with db.session.begin_nested():
             db.session.add(StoryLike(story_id=story.id, user_id=member.id))
@@ -88,17 +93,25 @@ def unlike(story, member) -> bool:
 
 # -- comments ---------------------------------------------------------------------------------
 
-def add_comment(story, author, body: str, parent_id: int | None = None) -> Comment:
+def add_comment(story, author, body: str, parent_id: int | None = None, nonce: str | None = None) -> Comment:
     """A comment or a reply (one level: a reply to a reply attaches to its top-level parent).
 
     Only verified mobile numbers comment; a blocked word refuses, a word under review keeps
-    the comment for its author and moderators. Flushes only."""
+    the comment for its author and moderators. Flushes only. The form's one-time NONCE makes
+    a repeat raise `AlreadySubmitted` with the first comment: nothing more is posted or paid."""
     from models.content_filter import refuse_blocked
+    from models.nonces import AlreadySubmitted, check_nonce
     from models.notifications import notify
-    from models.points import award
+    from models.points import award, lock_member
 
     if not author.phone_verified:
         raise DomainError(N_("Verify your mobile number before you comment."))
+    if nonce is not None:  # None only for the demo seed and tests
+        check_nonce(nonce)
+        lock_member(author)  # one submission of a nonce at a time; the others find its comment
+        first = db.session.scalar(select(Comment).where(Comment.author_id == author.id, Comment.nonce == nonce))
+        if first is not None:
+            raise AlreadySubmitted(first)
     text = (body or "").strip()
     if not 1 <= len(text) <= COMMENT_MAX:
         raise DomainError(N_("A comment has 1 to %(max)s characters; yours has %(count)s."),
@@ -112,7 +125,7 @@ def add_comment(story, author, body: str, parent_id: int | None = None) -> Comme
         if parent is None or parent.story_id != story.id or parent.status != "published":
             raise DomainError(N_("The comment you reply to is no longer there."))
     comment = Comment(story_id=story.id, author_id=author.id, parent_id=parent.id if parent else None, body=text,
-                      status="review" if verdict.needs_review else "published")
+                      status="review" if verdict.needs_review else "published", nonce=nonce)
     db.session.add(comment)
     db.session.flush()
     if comment.status == "published":

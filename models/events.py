@@ -23,7 +23,7 @@ from itertools import pairwise
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import (
-    CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, case, func, select, update,
+    CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, case, func, or_, select, update,
 )
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
@@ -80,8 +80,9 @@ class Event(db.Model):
     title: Mapped[str] = mapped_column(String(TITLE_MAX), nullable=False)
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     description_html: Mapped[str] = mapped_column(Text, nullable=False, default="")  # sanitized when saved
-    cover_key: Mapped[str | None] = mapped_column(String(200))
-    cover_thumb_key: Mapped[str | None] = mapped_column(String(200))
+    # Indexed: /media finds the event a cover belongs to by its key (a draft's cover is private).
+    cover_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    cover_thumb_key: Mapped[str | None] = mapped_column(String(200), index=True)
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     place: Mapped[str] = mapped_column(String(80), nullable=False)
@@ -121,6 +122,11 @@ class Event(db.Model):
     def visible_to(self, viewer) -> bool:
         """Drafts are seen only by those who manage the event; everything else is public."""
         return self.status != "draft" or can_manage(viewer, self)
+
+    @classmethod
+    def with_cover(cls, key: str) -> Event | None:
+        """The event whose cover (photo or thumbnail) is stored under KEY: one query on the indexed keys."""
+        return db.session.scalar(select(cls).where(or_(cls.cover_key == key, cls.cover_thumb_key == key)).limit(1))
 
     def has_started(self, now: datetime | None = None) -> bool:
         return (now or utcnow()) >= self.starts_at
@@ -497,7 +503,8 @@ def normalise_plate(value: str) -> str:
 def lock_event(event: Event) -> None:
     """Hold the event's row until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
     database) and reload it, so status, capacity and seats are read as of the lock."""
-    db.session.execute(select(Event.id).where(Event.id == event.id).with_for_update())
+    # FOR NO KEY UPDATE, like the signup's UPDATE: registration inserts key-share lock the event.
+    db.session.execute(select(Event.id).where(Event.id == event.id).with_for_update(key_share=True))
     db.session.refresh(event)
 
 

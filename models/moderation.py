@@ -149,6 +149,12 @@ def _hide(target, moderator, note: str, action: str) -> None:
     db.session.flush()
     if isinstance(target, Story):
         reverse_earnings(target.author, target, reason=N_("Story hidden for a violation"), key=f"hide:{target.id}")
+        if target.photos:
+            from services.jobs import enqueue
+
+            # New names once this commits: copies cached under the old (public, immutable) ones
+            # match nothing any more, and the old names answer 404.
+            enqueue("services.tasks.rename_story_photos", target.id)
     shown_note = {"msgid": note} if note in REPORT_REASONS.values() else target.hidden_note  # translated when shown
     notify(target.author, "content_hidden", {"title": _title(target), "note": shown_note},
            link=_link(target))

@@ -89,10 +89,23 @@ def _ref(cause) -> tuple[str | None, str | None]:
 
 def lock_member(member) -> None:
     """Serialise point movements of one member (a no-op lock statement on SQLite, which
-    already holds the write lock from BEGIN IMMEDIATE)."""
+    already holds the write lock from BEGIN IMMEDIATE).
+
+    PostgreSQL: `FOR NO KEY UPDATE`, not `FOR UPDATE`. Every insert of a row that refers to the
+    member (a story, a comment, a like, a registration) takes a key-share lock on the member's
+    row, which `FOR UPDATE` waits for: two of one member's requests would each hold one and wait
+    for the other (deadlock). A transaction that locks two members locks them through
+    `lock_members`, lowest id first."""
     from models.accounts import User
 
-    db.session.execute(select(User.id).where(User.id == member.id).with_for_update())
+    db.session.execute(select(User.id).where(User.id == member.id).with_for_update(key_share=True))
+
+
+def lock_members(*members) -> None:
+    """Lock several members in one fixed order (lowest id first), so two transactions that lock
+    the same pair never wait for each other crosswise."""
+    for member in sorted({m.id: m for m in members if m is not None}.values(), key=lambda m: m.id):
+        lock_member(member)
 
 
 def _existing(member, key: str) -> PointsPosting | None:

@@ -62,7 +62,7 @@ def referral_blocked(member: User, inviter: User) -> bool:
 def qualify_referral(member: User, cause=None) -> bool:
     """Call on a member's first qualifying action: rewards inviter and invitee once each."""
     from models.notifications import notify
-    from models.points import award
+    from models.points import award, lock_members
 
     if member.invited_by_id is None:
         return False
@@ -70,6 +70,9 @@ def qualify_referral(member: User, cause=None) -> bool:
     if inviter is None or referral_blocked(member, inviter):
         return False
     key = f"referral:{member.id}"
+    # The member is usually locked already (it just earned what qualifies); an inviter signed up
+    # before whoever they invited, so no other transaction takes this pair the other way round.
+    lock_members(member, inviter)
     paid = award(inviter, "referral", cause=member, key=key)
     award(member, "referral", cause=inviter, key="referral:welcome")
     if paid is not None and paid.created_at is not None and paid.ref_id == str(member.id):

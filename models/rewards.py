@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from models import N_, DomainError, db
 from models.levels import level_of
+from models.nonces import check_nonce, new_nonce  # noqa: F401  (new_nonce: re-exported for the pages)
 from models.points import lock_member, refund, spend
 from models.types import UTCDateTime, shanghai_day, shanghai_midnight, utcnow
 
@@ -203,19 +204,13 @@ class Voucher(db.Model):
         return db.session.scalar(select(cls).where(cls.code == code)) if code else None
 
 
-NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-
-
-def new_nonce() -> str:
-    return secrets.token_urlsafe(18)
 
 
 def redeem(member, reward_id: int, nonce: str, now: datetime | None = None) -> Voucher:
     """Debit the points and issue one voucher, in the caller's transaction; the same nonce
     returns the same voucher. Raises DomainError with the reason when it cannot."""
     now = now or utcnow()
-    if not NONCE_RE.match(nonce or ""):
-        raise DomainError(N_("This form has expired. Reload the page and try again."))
+    check_nonce(nonce)
     lock_member(member)
     existing = db.session.scalar(select(Voucher).where(Voucher.user_id == member.id, Voucher.nonce == nonce))
     if existing is not None:

@@ -1,4 +1,5 @@
-"""SQLite settings: WAL, foreign keys, a busy timeout, and explicit BEGIN.
+"""SQLite settings: WAL, foreign keys and explicit BEGIN (the busy timeout is the driver's
+`timeout`, from SQLITE_BUSY_TIMEOUT: see app.py).
 
 pysqlite's own transaction handling begins lazily and cannot take the write lock up
 front, which loses updates under concurrent requests; we switch it off and emit BEGIN
@@ -19,7 +20,6 @@ def _on_connect(dbapi_connection, _record):
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=15000")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 

@@ -32,6 +32,8 @@ class Story(db.Model):
         CheckConstraint("status IN ('draft') OR published_at IS NOT NULL", name="published_has_time"),
         Index("ix_stories_feed", "status", "published_at", "id"),
         Index("ix_stories_community_feed", "community_id", "status", "published_at", "id"),
+        # The new-story form's one-time nonce: a repeat returns the first story (models/nonces.py).
+        Index("uq_stories_author_id_create_nonce", "author_id", "create_nonce", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,6 +51,7 @@ class Story(db.Model):
     featured_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     hidden_note: Mapped[str | None] = mapped_column(String(200))
+    create_nonce: Mapped[str | None] = mapped_column(String(64))
 
     author = relationship("User")
     community = relationship("Community")
@@ -66,14 +69,25 @@ class Story(db.Model):
         return text[:90] + ("…" if len(text) > 90 else "")
 
     def visible_to(self, viewer) -> bool:
-        """Published stories are public; drafts and the rest only to their author and the community's moderators."""
+        """Published stories are public; a draft is its author's alone (moderators and admins
+        included); a story under review or hidden is seen by its author and the community's
+        moderators, who handle it; a deleted one by nobody."""
         if self.status == "published":
             return True
-        if viewer is None or not getattr(viewer, "is_authenticated", False):
+        if viewer is None or not getattr(viewer, "is_authenticated", False) or self.status == "deleted":
             return False
-        if self.status == "deleted":
-            return False
-        return viewer.id == self.author_id or viewer.has_role("moderator", community=self.community_id)
+        if viewer.id == self.author_id:
+            return True
+        return self.status in ("review", "hidden") and viewer.has_role("moderator", community=self.community_id)
+
+    @classmethod
+    def with_photo(cls, key: str) -> Story | None:
+        """The story whose photo (display copy or thumbnail) is stored under KEY: one query on
+        the indexed keys."""
+        return db.session.scalar(
+            select(cls).join(StoryPhoto, StoryPhoto.story_id == cls.id)
+            .where(or_(StoryPhoto.full_key == key, StoryPhoto.thumb_key == key)).limit(1)
+        )
 
     @classmethod
     def get_visible_or_404(cls, story_id: int, viewer) -> Story:
@@ -84,6 +98,16 @@ class Story(db.Model):
             abort(404)
         return story
 
+    @classmethod
+    def get_published_or_404(cls, story_id: int) -> Story:
+        """A published story, the only kind that takes likes: 404 for any other (nothing to reveal)."""
+        from flask import abort
+
+        story = db.session.get(cls, story_id)
+        if story is None or story.status != "published":
+            abort(404)
+        return story
+
 
 class StoryPhoto(db.Model):
     __tablename__ = "story_photos"
@@ -91,8 +115,9 @@ class StoryPhoto(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), nullable=False, index=True)
     position: Mapped[int] = mapped_column(nullable=False, default=0)
-    full_key: Mapped[str] = mapped_column(String(200), nullable=False)
-    thumb_key: Mapped[str] = mapped_column(String(200), nullable=False)
+    # Indexed: /media finds the story a file belongs to by its key, on every photo request.
+    full_key: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    thumb_key: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
     width: Mapped[int] = mapped_column(nullable=False)
     height: Mapped[int] = mapped_column(nullable=False)
 
@@ -129,17 +154,29 @@ def validate(data: StoryInput) -> None:
 
 
 def save_story(author, data: StoryInput, publish: bool, story: Story | None = None,
-               new_photos: list | None = None, drop_photo_ids: set[int] | None = None) -> Story:
+               new_photos: list | None = None, drop_photo_ids: set[int] | None = None,
+               nonce: str | None = None) -> Story:
     """Create or update a story (flushes only). Publishing screens the words: a blocked word is
     refused, a word under review holds the story for moderators. The first publication pays
-    the `story_posted` reward and counts as the referral's qualifying action."""
+    the `story_posted` reward and counts as the referral's qualifying action.
+
+    A new story from a form carries its one-time NONCE (None only for the demo seed and tests):
+    a repeat raises `AlreadySubmitted` with the story the first submission made, and creates
+    and pays nothing more."""
     from models.content_filter import refuse_blocked
-    from models.points import award
+    from models.nonces import AlreadySubmitted, check_nonce
+    from models.points import award, lock_member
     from models.referrals import qualify_referral
     from models.search import reindex_story
 
     if not author.phone_verified:
         raise DomainError(N_("Verify your mobile number before you post."))
+    if story is None and nonce is not None:
+        check_nonce(nonce)
+        lock_member(author)  # one submission of a nonce at a time; the others find its story
+        first = db.session.scalar(select(Story).where(Story.author_id == author.id, Story.create_nonce == nonce))
+        if first is not None:
+            raise AlreadySubmitted(first)
     if story is not None and story.status in ("hidden", "deleted"):
         raise DomainError(N_("This story can no longer be edited."))
     validate(data)
@@ -147,7 +184,7 @@ def save_story(author, data: StoryInput, publish: bool, story: Story | None = No
     now = utcnow()
     with db.session.no_autoflush:  # a new story is complete before anything is flushed
         if story is None:
-            story = Story(author_id=author.id, created_at=now, status="draft")
+            story = Story(author_id=author.id, created_at=now, status="draft", create_nonce=nonce)
             db.session.add(story)
         kept = [p for p in story.photos if p.id not in (drop_photo_ids or set())]
         if len(kept) + len(new_photos or []) > MAX_PHOTOS:
@@ -181,9 +218,22 @@ def save_story(author, data: StoryInput, publish: bool, story: Story | None = No
 
 
 def delete_story(story: Story) -> None:
-    """Soft delete: gone from every list; the row stays for moderation history."""
-    story.status = "deleted"
-    story.updated_at = utcnow()
+    """Soft delete: gone from every list; the row stays for moderation history, its photos go.
+
+    A draft, which nobody else ever saw, is removed outright. The photo files are deleted by a
+    job once this commits, so a delete that rolls back loses no file."""
+    from services.jobs import enqueue
+
+    keys = [key for photo in story.photos for key in (photo.full_key, photo.thumb_key)]
+    if story.status == "draft":
+        db.session.delete(story)
+    else:
+        story.status = "deleted"
+        story.updated_at = utcnow()
+        story.photos = []
+    db.session.flush()
+    if keys:
+        enqueue("services.tasks.delete_photo_files", *keys)
 
 
 # -- feeds: "newest" (keyset on published_at, id) and "hot" (likes and comments decayed by age) --

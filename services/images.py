@@ -127,20 +127,41 @@ def store_photo(processed: ProcessedImage, storage: Storage, prefix: str) -> tup
     """Write both copies as ``photos/<prefix>/<random>.jpg`` and ``…_t.jpg``; return the keys.
 
     The random part is 128 bits (`secrets.token_urlsafe`), so a draft's photos cannot be guessed.
-    When the second write fails the first is removed again before the error goes on.
     """
+    return _write_pair(storage, f"photos/{prefix}", processed.ext, processed.full, processed.thumb)
+
+
+def copy_photo(storage: Storage, full_key: str, thumb_key: str) -> tuple[str, str]:
+    """Copy a stored photo (both copies) to new random keys in the same folder; return them.
+
+    What hiding a story does, so that copies cached under the old keys match nothing new.
+    A file already missing stays missing under its new key."""
+
+    def read(key: str) -> bytes | None:
+        try:
+            return storage.read(key)
+        except FileNotFoundError:
+            return None
+
+    folder, ext = full_key.rsplit("/", 1)[0], full_key.rsplit(".", 1)[-1]
+    return _write_pair(storage, folder, ext, read(full_key), read(thumb_key))
+
+
+def _write_pair(storage: Storage, folder: str, ext: str, full: bytes | None, thumb: bytes | None) -> tuple[str, str]:
+    """Write a photo's display copy and thumbnail under one new random name in FOLDER (a None
+    is skipped). When the second write fails the first is removed again before the error goes on."""
     token = secrets.token_urlsafe(16)
-    full_key = check_key(f"photos/{prefix}/{token}.{processed.ext}")
-    thumb_key = check_key(f"photos/{prefix}/{token}_t.{processed.ext}")
+    keys = (check_key(f"{folder}/{token}.{ext}"), check_key(f"{folder}/{token}_t.{ext}"))
     written: list[str] = []
     try:
-        for key, data in ((full_key, processed.full), (thumb_key, processed.thumb)):
-            storage.write(key, data)
-            written.append(key)
+        for key, data in zip(keys, (full, thumb)):
+            if data is not None:
+                storage.write(key, data)
+                written.append(key)
     except BaseException:
         delete_photo(storage, *written)
         raise
-    return full_key, thumb_key
+    return keys
 
 
 @contextmanager

@@ -115,3 +115,41 @@ def complete_events():
     for event_id in due_for_completion():
         complete_event(db.session.get(Event, event_id))
         db.session.commit()  # one event at a time: a long run never holds the lock for long
+
+
+@job
+def delete_photo_files(*keys: str):
+    """Remove the files of a deleted story's photos (queued by `delete_story`, after its commit)."""
+    from flask import current_app
+
+    from services.images import delete_photo
+    from services.storage import get_storage
+
+    delete_photo(get_storage(current_app), *keys)
+
+
+@job
+def rename_story_photos(story_id: int):
+    """Move a hidden story's photos to new random names (queued by hiding it).
+
+    The files are copied first and the new keys committed, then the old files go: at every
+    moment the rows point at files that exist, and a failed run leaves no orphan copy."""
+    from flask import current_app
+
+    from models.stories import Story
+    from services.images import copy_photo, delete_photo, removed_unless_saved
+    from services.storage import get_storage
+
+    story = db.session.get(Story, story_id)
+    if story is None or story.status == "deleted" or not story.photos:
+        return
+    storage = get_storage(current_app)
+    old_keys = []
+    with removed_unless_saved(storage) as written:
+        for photo in story.photos:
+            new_full, new_thumb = copy_photo(storage, photo.full_key, photo.thumb_key)
+            written.extend((new_full, new_thumb))
+            old_keys.extend((photo.full_key, photo.thumb_key))
+            photo.full_key, photo.thumb_key = new_full, new_thumb
+        db.session.commit()
+    delete_photo(storage, *old_keys)

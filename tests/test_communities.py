@@ -44,7 +44,7 @@ def test_join_with_htmx_returns_only_the_button(login_as, factories, communities
 def test_join_without_javascript_redirects_back(login_as, factories, communities):
     client = login_as(factories.user())
     response = client.post("/c/ev/join", headers={"Referer": "http://localhost/communities"})
-    assert response.status_code == 302 and response.headers["Location"] == "http://localhost/communities"
+    assert response.status_code == 302 and response.headers["Location"] == "/communities"  # the path, on this host
     response = client.post("/c/ev/leave", headers={"Referer": "http://evil.example/"})
     assert response.headers["Location"] == "/c/ev"
 

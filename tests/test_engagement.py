@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from models import EarningRule, Notification, ProhibitedWord, Story, db
 from models.engagement import COMMENT_MAX, Comment, StoryLike, add_comment
+from models.nonces import new_nonce
 from models.points import PointsPosting
 from models.stories import StoryInput, delete_story, save_story
 from tests.html import assert_no_inline_code
@@ -139,16 +140,16 @@ def test_one_member_firing_ten_likes_at_once_leaves_one_row(app, factories, auth
 
 def test_comment_and_replies_flatten_to_one_level(login_as, factories, author, story):
     alice, bob = member(factories, 1, nickname="阿丽"), member(factories, 2, nickname="小波")
-    response = login_as(alice).post(f"/stories/{story.id}/comments", data={"body": "冬天开空调掉多少？"}, headers=HX)
+    response = login_as(alice).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "冬天开空调掉多少？"}, headers=HX)
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and html.lstrip().startswith('<section class="card comments" id="comments"')
     assert "冬天开空调掉多少？" in html
     top = comments()[0]
     assert top.status == "published" and top.parent_id is None
-    login_as(bob).post(f"/stories/{story.id}/comments", data={"body": "大概三成", "parent_id": top.id}, headers=HX)
+    login_as(bob).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "大概三成", "parent_id": top.id}, headers=HX)
     reply = comments()[-1]
     assert reply.parent_id == top.id
-    login_as(alice).post(f"/stories/{story.id}/comments", data={"body": "谢谢", "parent_id": reply.id}, headers=HX)
+    login_as(alice).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "谢谢", "parent_id": reply.id}, headers=HX)
     assert comments()[-1].parent_id == top.id, "a reply to a reply attaches to the top-level comment"
     page = login_as(author).get(f"/stories/{story.id}").get_data(as_text=True)
     assert page.index("冬天开空调掉多少？") < page.index("大概三成") < page.index("谢谢")
@@ -157,23 +158,23 @@ def test_comment_and_replies_flatten_to_one_level(login_as, factories, author, s
 
 
 def test_without_js_a_comment_redirects_to_it(login_as, factories, story):
-    response = login_as(member(factories, 1)).post(f"/stories/{story.id}/comments", data={"body": "好文"})
+    response = login_as(member(factories, 1)).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "好文"})
     assert response.status_code == 302
     assert response.headers["Location"] == f"/stories/{story.id}#comment-{comments()[0].id}"
 
 
 def test_the_author_and_the_parent_author_are_notified(login_as, factories, author, story):
     alice, bob = member(factories, 1), member(factories, 2)
-    login_as(alice).post(f"/stories/{story.id}/comments", data={"body": "第一"}, headers=HX)
+    login_as(alice).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "第一"}, headers=HX)
     top = comments()[0]
     kinds = lambda user: sorted(db.session.scalars(select(Notification.kind).where(  # noqa: E731
         Notification.user_id == user.id, Notification.kind.in_(("comment_received", "reply_received")))))
     assert kinds(author) == ["comment_received"]
-    login_as(bob).post(f"/stories/{story.id}/comments", data={"body": "回复", "parent_id": top.id}, headers=HX)
+    login_as(bob).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "回复", "parent_id": top.id}, headers=HX)
     assert kinds(alice) == ["reply_received"]
-    login_as(alice).post(f"/stories/{story.id}/comments", data={"body": "自己回", "parent_id": top.id}, headers=HX)
+    login_as(alice).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "自己回", "parent_id": top.id}, headers=HX)
     assert kinds(alice) == ["reply_received"], "no notification for replying to yourself"
-    login_as(author).post(f"/stories/{story.id}/comments", data={"body": "作者自评"}, headers=HX)
+    login_as(author).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "作者自评"}, headers=HX)
     assert kinds(author) == ["comment_received"], "no notification for commenting on your own story"
     note = db.session.scalar(select(Notification).where(Notification.user_id == alice.id,
                                                          Notification.kind == "reply_received"))
@@ -184,14 +185,14 @@ def test_unverified_members_are_pointed_to_verification(login_as, factories, sto
     client = login_as(member(factories, 1, verified=False))
     page = client.get(f"/stories/{story.id}").get_data(as_text=True)
     assert "/auth/phone" in page and 'name="body"' not in page
-    response = client.post(f"/stories/{story.id}/comments", data={"body": "想评论"})
+    response = client.post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "想评论"})
     assert response.status_code == 403 and "/auth/phone" in response.get_data(as_text=True)
     assert comments() == []
 
 
 @pytest.mark.parametrize("body", ["", "   ", "长" * (COMMENT_MAX + 1)])
 def test_empty_or_oversized_comments_are_refused_and_the_text_kept(login_as, factories, story, body):
-    response = login_as(member(factories, 1)).post(f"/stories/{story.id}/comments", data={"body": body}, headers=HX)
+    response = login_as(member(factories, 1)).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": body}, headers=HX)
     html = response.get_data(as_text=True)
     assert response.status_code == 422 and 'role="alert"' in html and str(COMMENT_MAX) in html
     if body.strip():
@@ -201,9 +202,9 @@ def test_empty_or_oversized_comments_are_refused_and_the_text_kept(login_as, fac
 
 def test_a_failed_reply_reopens_its_form_with_the_text(login_as, factories, story):
     client = login_as(member(factories, 1))
-    client.post(f"/stories/{story.id}/comments", data={"body": "第一"}, headers=HX)
+    client.post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "第一"}, headers=HX)
     top = comments()[0]
-    html = client.post(f"/stories/{story.id}/comments", data={"body": "长" * (COMMENT_MAX + 1), "parent_id": top.id},
+    html = client.post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "长" * (COMMENT_MAX + 1), "parent_id": top.id},
                        headers=HX).get_data(as_text=True)
     assert "<details open>" in html and f'id="comment-body-{top.id}-error"' in html
     assert len(comments()) == 1
@@ -213,10 +214,10 @@ def test_prohibited_words_block_or_hold_for_review(login_as, factories, story):
     db.session.add_all([ProhibitedWord(word="代开发票", action="block"), ProhibitedWord(word="加微信", action="review")])
     db.session.commit()
     writer, other = member(factories, 1), member(factories, 2)
-    response = login_as(writer).post(f"/stories/{story.id}/comments", data={"body": "专业代开发票"}, headers=HX)
+    response = login_as(writer).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "专业代开发票"}, headers=HX)
     assert response.status_code == 422 and "代开发票" in response.get_data(as_text=True)
     assert comments() == []
-    response = login_as(writer).post(f"/stories/{story.id}/comments", data={"body": "详情加微信聊"}, headers=HX)
+    response = login_as(writer).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "详情加微信聊"}, headers=HX)
     assert response.status_code == 200 and "详情加微信聊" in response.get_data(as_text=True)
     assert [c.status for c in comments()] == ["review"]
     assert "详情加微信聊" not in login_as(other).get(f"/stories/{story.id}").get_data(as_text=True)
@@ -227,16 +228,16 @@ def test_prohibited_words_block_or_hold_for_review(login_as, factories, story):
 def test_comments_on_a_story_that_is_not_published_are_404(login_as, factories, story, status):
     story.status = status
     db.session.commit()
-    response = login_as(member(factories, 1)).post(f"/stories/{story.id}/comments", data={"body": "还在吗"})
+    response = login_as(member(factories, 1)).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "还在吗"})
     assert response.status_code == 404 and comments() == []
 
 
 def test_authors_delete_their_own_comments_only(login_as, factories, story):
     alice, bob = member(factories, 1), member(factories, 2)
-    login_as(alice).post(f"/stories/{story.id}/comments", data={"body": "有回复的评论"}, headers=HX)
-    login_as(alice).post(f"/stories/{story.id}/comments", data={"body": "没回复的评论"}, headers=HX)
+    login_as(alice).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "有回复的评论"}, headers=HX)
+    login_as(alice).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "没回复的评论"}, headers=HX)
     first, second = comments()
-    login_as(bob).post(f"/stories/{story.id}/comments", data={"body": "一条回复", "parent_id": first.id}, headers=HX)
+    login_as(bob).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "一条回复", "parent_id": first.id}, headers=HX)
     assert login_as(bob).post(f"/stories/comments/{first.id}/delete",
                               headers=HX).status_code == 403
     for target in (first, second):
@@ -249,7 +250,7 @@ def test_authors_delete_their_own_comments_only(login_as, factories, story):
     assert f'id="comment-{second.id}"' not in page and "一条回复" in page
     response = login_as(alice).post(f"/stories/comments/{second.id}/delete")
     assert response.status_code == 404
-    response = login_as(bob).post(f"/stories/{story.id}/comments", data={"body": "还能回吗", "parent_id": first.id},
+    response = login_as(bob).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "还能回吗", "parent_id": first.id},
                                   headers=HX)
     assert response.status_code == 422 and len(comments()) == 3, "no replies to a deleted comment"
 
@@ -277,14 +278,14 @@ def test_the_story_page_costs_the_same_with_2_or_20_comments(login_as, factories
 
 def test_deleting_a_story_keeps_its_comments_out_of_reach(login_as, factories, story):
     client = login_as(member(factories, 1))
-    client.post(f"/stories/{story.id}/comments", data={"body": "在吗"}, headers=HX)
+    client.post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "在吗"}, headers=HX)
     delete_story(db.session.get(Story, story.id))
     db.session.commit()
     assert client.get(f"/stories/{story.id}").status_code == 404
 
 
 def test_without_js_a_refused_comment_shows_the_page_with_the_error_and_the_text(login_as, factories, story):
-    response = login_as(member(factories, 1)).post(f"/stories/{story.id}/comments", data={"body": "长" * (COMMENT_MAX + 1)})
+    response = login_as(member(factories, 1)).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "长" * (COMMENT_MAX + 1)})
     html = response.get_data(as_text=True)
     assert response.status_code == 422 and "<html" in html and "冬天续航实测" in html
     assert 'id="comment-body-new-error"' in html and "长" * (COMMENT_MAX + 1) in html

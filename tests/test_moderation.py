@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AuditEntry, Comment, EarningRule, Notification, ProhibitedWord, Report, Story, db
+from models.nonces import new_nonce
 from models.points import balance_of, spend
 from models.stories import StoryInput, save_story
 from tests.html import assert_no_inline_code
@@ -303,7 +304,8 @@ def test_admins_add_and_remove_words_and_a_new_block_word_refuses_a_story(login_
     assert 'data-word="假货"' in admin.get("/admin/words").get_data(as_text=True)
 
     response = login_as(author).post("/stories/new", data={"community": communities["ev"].id, "title": "便宜的假货电池",
-                                                           "body": BODY, "action": "publish"},
+                                                           "body": BODY, "action": "publish",
+                                                           "nonce": new_nonce()},
                                      content_type="multipart/form-data")
     assert response.status_code == 422
     assert db.session.scalar(select(func.count()).select_from(Story)) == 0

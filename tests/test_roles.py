@@ -322,3 +322,160 @@ def test_audit_log_is_append_only(factories):
         db.session.delete(db.session.get(AuditEntry, entry.id))
         db.session.commit()
     db.session.rollback()
+
+
+# -- a story in each state × every role × its pages and the POSTs on it -----------------------
+# Drafts are their author's alone (moderators and admins included: 404). A story under review or
+# hidden is seen by its author and by the moderators of its community (admins hold every role);
+# a deleted one by nobody. Likes, comments and reports go only to published stories; editing and
+# deleting only to the author. Whatever is refused changes nothing and pays nothing.
+
+STORY_ROLES = ["visitor", "member", "author", "organizer", "moderator", "other_moderator", "partner", "admin"]
+STORY_STATES = ["published", "draft", "review", "hidden", "deleted"]
+STORY_ACTIONS = ["show", "edit_page", "like", "unlike", "comment", "report", "edit", "delete"]
+SEEN_BY = {
+    "published": set(STORY_ROLES),
+    "draft": {"author"},
+    "review": {"author", "moderator", "admin"},
+    "hidden": {"author", "moderator", "admin"},
+    "deleted": set(),
+}
+STORY_BODY = "提车三个月，电池健康度还是 98%，冬天续航掉了两成。"
+
+
+def expected_for(state: str, role: str, action: str):
+    """The status code ROLE gets for ACTION on a story in STATE ("login": sent to log in first)."""
+    sees = role in SEEN_BY[state]
+    if action == "show":
+        return 200 if sees else 404
+    if role == "visitor":
+        return "login"
+    if not sees:
+        return 404
+    if action in ("edit_page", "edit", "delete"):
+        if role != "author":
+            return 403
+        if action == "edit_page":
+            return 200
+        return 422 if (action, state) == ("edit", "hidden") else 302  # a hidden story can no longer be edited
+    if state != "published":
+        return 404
+    if (action, role) == ("report", "author"):
+        return 422  # one's own story
+    return 302
+
+
+def form_fields(html: str, action: str) -> dict:
+    """The hidden inputs of the form posting to ACTION on the page (its CSRF token, its nonce)."""
+    from html.parser import HTMLParser
+
+    class Forms(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.fields = False, {}
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "form":
+                self.inside = attrs.get("action") == action and not self.fields
+            elif tag == "input" and self.inside and attrs.get("type") == "hidden" and attrs.get("name"):
+                self.fields[attrs["name"]] = attrs.get("value") or ""
+
+        def handle_endtag(self, tag):
+            if tag == "form":
+                self.inside = False
+
+    parser = Forms()
+    parser.feed(html)
+    return parser.fields
+
+
+@pytest.fixture
+def story_in(factories, communities):
+    """A story of `author` in the ev community, in STATE (rows written directly)."""
+    from models import Story
+    from models.types import utcnow
+
+    def make(state: str, author) -> Story:
+        now = utcnow()
+        story = Story(author_id=author.id, community_id=communities["ev"].id, title="矩阵里的故事",
+                      body=STORY_BODY, body_html=f"<p>{STORY_BODY}</p>", tags=[], status=state, created_at=now,
+                      updated_at=now, published_at=None if state == "draft" else now,
+                      hidden_at=now if state == "hidden" else None, hidden_note="广告" if state == "hidden" else None)
+        db.session.add(story)
+        db.session.commit()
+        return story
+
+    return make
+
+
+def account_for(factories, communities, role: str):
+    login = f"136{next(_phones):08d}"
+    if role == "member":
+        return factories.user(login=login, verified=True)
+    if role == "other_moderator":
+        return factories.user(login=login, verified=True, role="moderator", community=communities["women"])
+    return factories.user(login=login, verified=True, role=role)  # organizer and moderator run ev
+
+
+def story_snapshot(story) -> tuple:
+    """What a refused action must leave as it was: the story, its likes, comments, reports, the author's points."""
+    from sqlalchemy import func
+
+    from models import Comment, PointsPosting, Report, Story
+    from models.engagement import StoryLike
+
+    db.session.expire_all()
+    row = db.session.get(Story, story.id)
+    count = lambda model, column: db.session.scalar(  # noqa: E731
+        select(func.count()).select_from(model).where(column == story.id))
+    postings = db.session.scalar(select(func.count()).select_from(PointsPosting)
+                                 .where(PointsPosting.user_id == story.author_id))
+    return (row.status, row.title, row.updated_at, count(StoryLike, StoryLike.story_id),
+            count(Comment, Comment.story_id), count(Report, Report.story_id), postings)
+
+
+@pytest.mark.parametrize("action", STORY_ACTIONS)
+@pytest.mark.parametrize("role", STORY_ROLES)
+@pytest.mark.parametrize("state", STORY_STATES)
+def test_story_matrix(app, factories, communities, story_in, state, role, action):
+    author = factories.user(login=f"135{next(_phones):08d}", nickname="作者", verified=True)
+    story = story_in(state, author)
+    user = author if role == "author" else None if role == "visitor" else account_for(factories, communities, role)
+    client = app.test_client(user=user) if user else app.test_client()
+    base = f"/stories/{story.id}"
+    before = story_snapshot(story)
+
+    if action == "show":
+        response = client.get(base)
+    elif action == "edit_page":
+        response = client.get(f"{base}/edit")
+    elif action == "edit":
+        page = client.get(f"{base}/edit")
+        data = form_fields(page.get_data(as_text=True), f"{base}/edit") if page.status_code == 200 else {}
+        response = client.post(f"{base}/edit", data={
+            **data, "community": communities["ev"].id, "title": "改过的标题", "body": STORY_BODY,
+            "action": "draft" if state == "draft" else "publish"})
+    elif action == "comment":
+        page = client.get(base)
+        data = form_fields(page.get_data(as_text=True), f"{base}/comments") if page.status_code == 200 else {}
+        response = client.post(f"{base}/comments", data={**data, "body": "说得好，学到了。"})
+    elif action == "report":
+        response = client.post("/moderation/report", data={"story_id": story.id, "reason": "false_info"})
+    else:  # like, unlike, delete
+        response = client.post(f"{base}/{action}")
+
+    expected = expected_for(state, role, action)
+    where = f"{role} {action} on a {state} story"
+    if expected == "login":
+        assert response.status_code == 302 and "/auth/login" in response.headers["Location"], where
+    else:
+        assert response.status_code == expected, where
+        if expected == 302:
+            assert "/auth/login" not in response.headers["Location"], where
+    if expected != 302 and action not in ("show", "edit_page"):
+        assert story_snapshot(story) == before, f"{where}: refused, yet something changed"
+    if action == "like" and state != "published":
+        from models.points import PointsPosting
+
+        assert db.session.scalar(select(PointsPosting).where(PointsPosting.rule == "like_received")) is None, where

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from models import EarningRule, ProhibitedWord, Story, StoryPhoto, db
 from models.markup import render_markdown
+from models.nonces import new_nonce
 from models.points import balance_of
 from models.referrals import invite_code, record_invitation
 from models.stories import FEED_SIZE, NewPhoto, StoryInput, save_story
@@ -28,7 +29,7 @@ def author(factories, communities):
 
 def post(client, **overrides):
     data = {"community": overrides.pop("community_id", None), "title": "我的第一辆二手电车", "body": BODY,
-            "tags": ["purchase"], "action": "publish"}
+            "tags": ["purchase"], "action": "publish", "nonce": new_nonce()}
     data.update(overrides)
     if data["community"] is None:
         data.pop("community")

@@ -20,8 +20,9 @@ from blueprints.web import domain_message
 from models import Community, DomainError, Partner, Reward, Store, User, audit, db, notify
 from models.accounts import RoleGrant, grant_role
 from models.partners import save_partner, save_store
+from models.nonces import NONCE_RE, new_nonce
 from models.points import adjust, balance_of, history
-from models.rewards import NONCE_RE, Voucher, new_nonce, normalise_code, void_voucher
+from models.rewards import Voucher, normalise_code, void_voucher
 
 
 def _status() -> int:

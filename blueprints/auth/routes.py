@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import secrets
-from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app import csrf, limiter
+from blueprints.transactions import begin_write, reads_first
+from blueprints.access import back_url
 from blueprints.auth.forms import CodeForm, LoginForm, PasswordForm, PhoneForm, SignupForm
 from blueprints.web import domain_message, render
 from models import DomainError, SmsCode, User, db, notify
@@ -38,17 +39,10 @@ def remember_device(response, value: str) -> None:
     response.set_cookie(DEVICE_COOKIE, value, max_age=60 * 60 * 24 * 365 * 2, samesite="Lax", httponly=True)
 
 
-def _safe_next(default: str) -> str:
-    target = request.values.get("next") or ""
-    parts = urlsplit(target)
-    if target.startswith("/") and not target.startswith("//") and not parts.netloc and not parts.scheme:
-        return target
-    return default
-
-
 @bp.route("/signup", methods=["GET", "POST"])
 @csrf.exempt
 @limiter.limit("10 per minute; 50 per day", methods=["POST"])
+@reads_first
 def signup():
     """Create an account with an e-mail address or a mobile number."""
     if current_user.is_authenticated:
@@ -57,26 +51,28 @@ def signup():
     if form.validate_on_submit():
         kind, value = form.login.kind, form.login.canonical
         screened = screen(form.nickname.data)
+        if screened.blocked or screened.review:  # a nickname cannot wait for review: any hit refuses
+            form.nickname.errors.append(_("Please choose another nickname: “%(words)s” is not allowed.",
+                                          words="、".join(screened.blocked + screened.review)))
+            return render_template("auth/signup.html", form=form), 422
+        user = User(
+            nickname=form.nickname.data.strip(),
+            consent_version=current_app.config["PRIVACY_POLICY_VERSION"],
+            consent_at=utcnow(),
+            marketing_opt_in=bool(form.marketing.data),
+            locale=request.cookies.get("lang") or None,
+            **{kind: value},
+        )
+        user.set_password(form.password.data)  # the slow hash, before the write lock
+        user.signup_device = device_id()
+        begin_write()
         if User.login_taken(kind, value):
             form.login.errors.append(
                 _("This mobile number is already registered. Log in instead.")
                 if kind == "phone"
                 else _("This e-mail address is already registered. Log in instead.")
             )
-        elif screened.blocked or screened.review:  # a nickname cannot wait for review: any hit refuses
-            form.nickname.errors.append(_("Please choose another nickname: “%(words)s” is not allowed.",
-                                          words="、".join(screened.blocked + screened.review)))
         else:
-            user = User(
-                nickname=form.nickname.data.strip(),
-                consent_version=current_app.config["PRIVACY_POLICY_VERSION"],
-                consent_at=utcnow(),
-                marketing_opt_in=bool(form.marketing.data),
-                locale=request.cookies.get("lang") or None,
-                **{kind: value},
-            )
-            user.set_password(form.password.data)
-            user.signup_device = device_id()
             db.session.add(user)
             db.session.flush()
             record_invitation(user, form.invite.data)
@@ -98,16 +94,17 @@ def signup():
 @bp.route("/login", methods=["GET", "POST"])
 @csrf.exempt
 @limiter.limit("10 per minute; 100 per day", methods=["POST"])
+@reads_first  # it writes nothing: logins never queue behind the write lock
 def login():
     """Log in with an e-mail address or mobile number and a password."""
     if current_user.is_authenticated:
-        return redirect(_safe_next(url_for("main.home")))
+        return redirect(back_url(url_for("main.home")))
     form = LoginForm()
     if form.validate_on_submit():
         user = User.find_by_login(form.login.data)
         if user is not None and user.check_password(form.password.data):
             login_user(user, remember=bool(form.remember.data))
-            return redirect(_safe_next(url_for("main.home")))
+            return redirect(back_url(url_for("main.home")))
         form.password.errors.append(_("The login or the password is wrong."))
     return render_template("auth/login.html", form=form), 422 if request.method == "POST" else 200
 
@@ -126,6 +123,7 @@ def logout():
 @csrf.exempt
 @login_required
 @limiter.limit("10 per hour", methods=["POST"])
+@reads_first
 def password():
     """Change the password; every other session ends."""
     form = PasswordForm()
@@ -133,7 +131,9 @@ def password():
         if not current_user.check_password(form.current.data):
             form.current.errors.append(_("The current password is wrong."))
         else:
-            current_user.change_password(form.password.data)
+            hashed = User.hash_password(form.password.data)  # the slow part, before the write lock
+            begin_write()
+            current_user.change_password(hashed)
             notify(current_user, "password_changed")
             db.session.commit()
             login_user(current_user._get_current_object(), remember=bool(request.cookies.get("remember_token")))
@@ -167,7 +167,8 @@ def phone_send():
             form.phone.errors.append(_("This number is already verified."))
         else:
             try:
-                code = SmsCode.issue(number)
+                code = SmsCode.issue(number, "verify", requested_by=current_user,
+                                     daily_budget=current_app.config["SMS_DAILY_BUDGET"])
             except DomainError as error:
                 form.phone.errors.append(domain_message(error))
             else:

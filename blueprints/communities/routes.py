@@ -1,12 +1,10 @@
 """Community list, community pages, join and leave in place."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from blueprints.access import wants_fragment
+from blueprints.access import back_url, wants_fragment
 from blueprints.web import render
 from models import Community, db
 from models.communities import member_community_ids
@@ -79,7 +77,7 @@ def leave(slug):
 def _membership_response(community, is_member):
     """The button fragment for htmx; without JavaScript, back to where the form was."""
     if not wants_fragment():
-        return redirect(request.referrer if _same_site(request.referrer) else url_for("communities.show", slug=community.slug))
+        return redirect(back_url(url_for("communities.show", slug=community.slug), referrer=True))
     response = make_response(
         render_template(
             "communities/_join_button.html",
@@ -91,7 +89,3 @@ def _membership_response(community, is_member):
     response.vary.add("HX-Request")
     response.headers["HX-Trigger"] = "membership-changed"
     return response
-
-
-def _same_site(url: str | None) -> bool:
-    return bool(url) and urlsplit(url).netloc == request.host

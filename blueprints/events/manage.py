@@ -18,6 +18,7 @@ from app import csrf
 from blueprints.access import role_required
 from blueprints.events.forms import EventForm
 from blueprints.events.routes import bp
+from blueprints.transactions import begin_write, reads_first
 from blueprints.web import domain_message, render
 from models import N_, Community, DomainError, db
 from models.accounts import mask_phone
@@ -139,6 +140,7 @@ def _save(form: EventForm, event: Event | None) -> Event | None:
                 processed = process_upload(upload.read(MAX_BYTES + 1))
                 cover = store_photo(processed, storage, "events")
                 written.extend(cover)
+            begin_write()  # the cover is processed: now take the write lock
             saved = save_event(current_user, _input(form, community, cover), event=event)
             db.session.commit()
     except DomainError as error:
@@ -167,6 +169,7 @@ def _edit(event: Event | None):
 @bp.route("/new", methods=["GET", "POST"])
 @csrf.exempt  # FlaskForm checks the token and keeps what was typed
 @role_required("organizer")
+@reads_first  # the cover photo is resized before the write lock (blueprints/transactions.py)
 def new():
     """A new event (a draft) in a community I organize."""
     if not _organized_communities():
@@ -177,6 +180,7 @@ def new():
 @bp.route("/<int:event_id>/edit", methods=["GET", "POST"])
 @csrf.exempt
 @role_required("organizer")
+@reads_first
 def edit(event_id):
     """Change an event; capacity cannot drop below the confirmed seats (the model says so)."""
     return _edit(_managed_or_403(event_id))

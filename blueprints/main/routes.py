@@ -6,10 +6,11 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from blueprints.i18n import LOCALES
-from blueprints.access import wants_fragment
+from blueprints.access import back_url, wants_fragment
 from blueprints.web import asset_version, render, static_version
-from models import Community, db
+from models import Community, Story, db
 from models.communities import member_community_ids
+from models.events import Event
 from models.referrals import inviter_for
 from models.stories import SORTS, card_stats, feed
 from services.storage import get_storage
@@ -41,8 +42,16 @@ def home():
 
 @bp.get("/media/<path:key>")
 def media(key):
-    """Uploaded photos: random, never-reused keys, so they are cached for a year."""
+    """Uploaded photos, under the rule of what they belong to (a story, an event cover).
+
+    What everyone may see (a published story's photos, a published event's cover) is public
+    and cached for a year: random, never-reused keys. Anything else (a draft, a story in review
+    or hidden) goes only to those who may see it, never stored by a cache; 404 to the others,
+    and to files that belong to nothing (a deleted story's, the old names of a hidden one's)."""
     if not key.startswith("photos/") or not key.endswith(".jpg"):
+        abort(404)
+    owner = Story.with_photo(key) or Event.with_cover(key)
+    if owner is None or not owner.visible_to(current_user):
         abort(404)
     storage = get_storage(current_app)
     try:
@@ -51,7 +60,10 @@ def media(key):
         abort(404)
     response = make_response(data)
     response.mimetype = "image/jpeg"
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    if owner.visible_to(None):  # what a visitor may see
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    else:
+        response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
@@ -142,10 +154,7 @@ def service_worker():
 def set_language():
     """Remember the chosen language (on the account when signed in, in a cookie always)."""
     lang = request.form.get("lang")
-    target = request.form.get("next") or url_for("main.home")
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("main.home")
-    response = redirect(target)
+    response = redirect(back_url(url_for("main.home")))
     if lang in LOCALES:
         response.set_cookie("lang", lang, max_age=60 * 60 * 24 * 365, samesite="Lax", httponly=True)
         if current_user.is_authenticated:

@@ -1,11 +1,13 @@
 """The member's own pages: profile, inbox, and the tabs of capabilities still to come."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from blueprints.access import wants_fragment
+from blueprints.access import back_url, wants_fragment
 from blueprints.main.routes import coming_soon
 from blueprints.web import render
 from models import Community, EarningRule, Notification, db
@@ -78,11 +80,12 @@ def points():
     before = request.args.get("before", type=int)
     postings = history(current_user, before_id=before, size=20)
     next_before = postings[-1].id if len(postings) == 20 else None
-    if before:
+    if before and wants_fragment():  # the next rows of the infinite scroll
         return render("me/points.html", "me/_ledger_page.html", postings=postings, next_before=next_before)
-    return render_template("me/points.html", postings=postings, next_before=next_before, ladder=Level.ladder(),
-                           rules=EarningRule.query_active(), invite_url=url_for("main.invite", code=invite_code(current_user), _external=True),
-                           **points_summary(current_user))
+    # Otherwise the whole page, also for `?before=` (a reload or an opened "Older entries" link).
+    return render("me/points.html", postings=postings, next_before=next_before, ladder=Level.ladder(),
+                  rules=EarningRule.query_active(), invite_url=url_for("main.invite", code=invite_code(current_user), _external=True),
+                  **points_summary(current_user))
 
 
 @bp.post("/checkin")
@@ -94,7 +97,8 @@ def checkin():
     if not result.already:
         response.headers["HX-Trigger"] = "points-changed"
     if not wants_fragment():
-        return redirect(request.referrer if request.referrer and "/me" in request.referrer else url_for("me.points"))
+        back = back_url(url_for("me.points"), referrer=True)  # the profile or the points page
+        return redirect(back if urlsplit(back).path in (url_for("me.index"), url_for("me.points")) else url_for("me.points"))
     return response
 
 

@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from blueprints.access import role_required
+from blueprints.access import back_url, role_required
 from blueprints.web import domain_message
 from models import Comment, Community, DomainError, Report, Story, db
 from models import moderation as rules
@@ -26,11 +26,6 @@ def _moderation_helpers():
 
     return {"featured_for": lambda community: rules.featured_stories(community.id),
             "can_moderate": can_moderate, "report_reasons": REPORT_REASONS}
-
-
-def _back(default: str) -> str:
-    target = request.form.get("next") or ""
-    return target if target.startswith("/") and not target.startswith("//") else default
 
 
 def _target_from_form():
@@ -109,7 +104,7 @@ def handle_report(report_id, action):
         _act(rules.confirm_report, report, current_user, request.form.get("note", ""))
     else:
         _act(rules.dismiss_report, report, current_user)
-    return redirect(_back(url_for("moderation.queue", slug=db.session.get(Community, report.community_id).slug)))
+    return redirect(back_url(url_for("moderation.queue", slug=db.session.get(Community, report.community_id).slug)))
 
 
 @bp.post("/<any(stories, comments):kind>/<int:target_id>/<any(hide, restore, approve, feature, unfeature):action>")
@@ -124,4 +119,4 @@ def moderate(kind, target_id, action):
         _act(rules.hide, target, current_user, request.form.get("note", ""))
     else:
         _act(getattr(rules, action), target, current_user)
-    return redirect(_back(_queue_url(target)))
+    return redirect(back_url(_queue_url(target)))

@@ -13,6 +13,7 @@ from models import DomainError, Story, db
 from models.engagement import (
     COMMENT_MAX, Comment, add_comment, delete_comment, has_liked, like, like_count, threads_for, unlike,
 )
+from models.nonces import AlreadySubmitted
 from models.stories import TAGS
 
 
@@ -33,8 +34,8 @@ def _like_response(story: Story):
 @bp.post("/<int:story_id>/like")
 @login_required
 def like_story(story_id):
-    """Like a story in place (404 when the viewer cannot see it)."""
-    story = Story.get_visible_or_404(story_id, current_user)
+    """Like a published story in place (404 for any other: drafts, stories in review, hidden)."""
+    story = Story.get_published_or_404(story_id)
     like(story, current_user)
     db.session.commit()
     return _like_response(story)
@@ -43,7 +44,7 @@ def like_story(story_id):
 @bp.post("/<int:story_id>/unlike")
 @login_required
 def unlike_story(story_id):
-    story = Story.get_visible_or_404(story_id, current_user)
+    story = Story.get_published_or_404(story_id)
     unlike(story, current_user)
     db.session.commit()
     return _like_response(story)
@@ -61,16 +62,17 @@ def _comments_response(story: Story, status: int = 200, error: str | None = None
 @limiter.limit("30 per hour", key_func=_per_member)
 def comment(story_id):
     """Comment on a published story, or reply to a comment (verified mobile number required)."""
-    story = Story.get_visible_or_404(story_id, current_user)
-    if story.status != "published":
-        abort(404)
+    story = Story.get_published_or_404(story_id)
     body = request.form.get("body", "")
     parent_id = request.form.get("parent_id", type=int)
     if not current_user.phone_verified:
         return _comments_response(story, 403, _("Verify your mobile number before you comment."), body, parent_id)
     try:
-        created = add_comment(story, current_user, body, parent_id=parent_id)
+        created = add_comment(story, current_user, body, parent_id=parent_id, nonce=request.form.get("nonce", ""))
         db.session.commit()
+    except AlreadySubmitted as repeat:  # a double tap: the first comment stands, nothing more is posted
+        db.session.rollback()
+        created = repeat.first
     except DomainError as error:
         db.session.rollback()
         return _comments_response(story, 422, domain_message(error), body, parent_id)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import MultipleFileField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms import (HiddenField, MultipleFileField, SelectField, SelectMultipleField, StringField, TextAreaField,
+                     widgets)
 from wtforms.validators import DataRequired, Length
 
 from models.stories import BODY_MAX, TITLE_MAX
@@ -25,3 +26,4 @@ class StoryForm(FlaskForm):
     photos = MultipleFileField(_l("Photos (up to 9; JPEG, PNG or WebP, 10 MB each)"),
                                render_kw={"accept": "image/jpeg,image/png,image/webp"})
     remove_photos = SelectMultipleField(_l("Remove photos"), coerce=int)
+    nonce = HiddenField()  # one-time, for a new story: a repeated submission returns the first story

@@ -7,11 +7,13 @@ from flask_login import current_user, login_required
 from wtforms import SelectChoice
 
 from app import csrf, limiter
+from blueprints.transactions import begin_write, reads_first
 from blueprints.stories.forms import StoryForm
 from blueprints.web import domain_message, render
 from models import Community, DomainError, Story, db
 from models.communities import member_community_ids
 from models.markup import render_markdown
+from models.nonces import NONCE_RE, AlreadySubmitted, new_nonce
 from models.stories import MAX_PHOTOS, TAGS, NewPhoto, StoryInput, delete_story, save_story
 from services.images import MAX_BYTES, delete_photo, process_upload, removed_unless_saved, store_photo
 from services.storage import get_storage
@@ -34,6 +36,7 @@ def _form(story: Story | None) -> StoryForm:
         if story is not None:
             form.community.data = story.community_id
         else:
+            form.nonce.data = new_nonce()
             wanted = request.args.get("community")
             match = next((c for c in communities if c.slug == wanted), None)
             form.community.data = match.id if match else (communities[0].id if communities else None)
@@ -80,14 +83,22 @@ def _save(form: StoryForm, story: Story | None, publish: bool) -> Story | None:
                 keys = store_photo(processed, storage, prefix=str(current_user.id))
                 written.extend(keys)
                 photos.append(NewPhoto(keys[0], keys[1], processed.width, processed.height))
+            begin_write()  # photos are processed: now take the write lock, and only now
+            community = db.session.get(Community, form.community.data)
             dropped = {p for p in (story.photos if story else []) if p.id in set(form.remove_photos.data or [])}
             saved = save_story(current_user, StoryInput(community, form.title.data, form.body.data,
                                                         form.tags.data or []),
-                               publish=publish, story=story, new_photos=photos, drop_photo_ids={p.id for p in dropped})
+                               publish=publish, story=story, new_photos=photos, drop_photo_ids={p.id for p in dropped},
+                               nonce=None if story else form.nonce.data or "")
             db.session.commit()
+    except AlreadySubmitted as repeat:
+        db.session.rollback()  # this submission's photos are gone with it; the first one stands
+        return repeat.first
     except DomainError as error:
         db.session.rollback()
         form.form_errors.append(domain_message(error))
+        if story is None and not NONCE_RE.match(form.nonce.data or ""):
+            form.nonce.data = new_nonce()  # the page was stale: the form now works again
         return None
     delete_photo(storage, *[key for p in dropped for key in (p.full_key, p.thumb_key)])
     return saved
@@ -97,6 +108,7 @@ def _save(form: StoryForm, story: Story | None, publish: bool) -> Story | None:
 @csrf.exempt  # FlaskForm checks the token and keeps what was typed
 @login_required
 @limiter.limit("20 per hour", key_func=_per_member, methods=["POST"])
+@reads_first  # photos are resized before the write lock is taken (blueprints/transactions.py)
 def create():
     """Write a story. Only members with a verified mobile number may post (the page says why)."""
     if not current_user.phone_verified:
@@ -115,6 +127,7 @@ def show(story_id):
 @csrf.exempt
 @login_required
 @limiter.limit("60 per hour", key_func=_per_member, methods=["POST"])
+@reads_first
 def edit(story_id):
     """Authors edit their own stories (403 for anyone else's)."""
     story = Story.get_visible_or_404(story_id, current_user)
@@ -126,14 +139,16 @@ def edit(story_id):
 @bp.post("/<int:story_id>/delete")
 @login_required
 def delete(story_id):
-    """Authors delete their own stories (kept for moderation history, gone from every list)."""
+    """Authors delete their own stories (kept for moderation history, gone from every list;
+    a draft and the photo files go for good)."""
     story = Story.get_visible_or_404(story_id, current_user)
     if story.author_id != current_user.id:
         abort(403)
+    slug = story.community.slug  # a draft's row is gone after the commit
     delete_story(story)
     db.session.commit()
     flash(_("Your story was deleted."), "info")
-    return redirect(url_for("communities.show", slug=story.community.slug))
+    return redirect(url_for("communities.show", slug=slug))
 
 
 @bp.get("/by/<int:user_id>")
