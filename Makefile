@@ -7,7 +7,7 @@ FLASK := $(VENV)/bin/flask --app app
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup system-deps venv assets translations migrate seed worker messages bench clean
+.PHONY: run test setup system-deps venv assets translations migrate seed worker messages bench lighthouse clean
 
 run: setup migrate seed
 	@bin/print-demo-logins
@@ -60,6 +60,10 @@ worker: setup
 
 bench: setup
 	$(PY) bench/run.py
+
+# Lighthouse 12 (mobile) on the main pages, logged out and in: needs Chromium (bin/system-deps --test).
+lighthouse: setup
+	$(PY) bench/lighthouse.py
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor

@@ -67,6 +67,17 @@ class Config:
         self.SMS_BACKEND = env("SMS_BACKEND", "log")
         # Site-wide SMS codes per Asia/Shanghai day; past it codes are refused and an alert is logged.
         self.SMS_DAILY_BUDGET = int(env("SMS_DAILY_BUDGET") or 1000)
+        # E-mail (password reset links): `log` writes them to the log; `smtp` sends (services/mail.py).
+        self.MAIL_BACKEND = env("MAIL_BACKEND", "log")
+        self.MAIL_FROM = env("MAIL_FROM", "车友圈 <no-reply@cheyou.example>")
+        self.SMTP_HOST = env("SMTP_HOST", "localhost")
+        self.SMTP_PORT = int(env("SMTP_PORT") or 587)
+        self.SMTP_USER = env("SMTP_USER") or None
+        self.SMTP_PASSWORD = env("SMTP_PASSWORD") or ""
+        self.SMTP_STARTTLS = env("SMTP_STARTTLS", "1") != "0"
+        # The site's public address for links in e-mails (never the request's Host header, which a
+        # stranger can forge to make a reset link point elsewhere); unset, the request's is used.
+        self.SITE_URL = (env("SITE_URL") or "").rstrip("/") or None
         self.FILES_ROOT = env("FILES_ROOT") or None  # generated files (voucher PDFs); default instance/uploads
         self.JOBS_MODE = env("JOBS_MODE") or ("rq" if self.REDIS_URL else "thread")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"

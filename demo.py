@@ -1,4 +1,5 @@
-"""Demo content for `flask --app app seed-demo`: communities, members, roles, partners.
+"""Demo content for `flask --app app seed-demo`: communities, members, roles, partners, rewards,
+events, and some seventy stories with photos, likes and comments (demo_stories.py).
 
 Idempotent: it looks for the demo admin first and does nothing when it exists.
 """
@@ -254,62 +255,55 @@ STORIES = {
 }
 
 
-def _demo_photo(rng) -> bytes:
-    """A soft two-colour gradient standing in for a member's photo."""
-    import io
-
-    from PIL import Image
-
-    top, bottom = [tuple(rng.randint(40, 220) for _ in range(3)) for _ in range(2)]
-    image = Image.new("RGB", (1200, 900))
-    for y in range(900):
-        t = y / 899
-        image.paste(tuple(int(a + (b - a) * t) for a, b in zip(top, bottom)), (0, y, 1200, y + 1))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
-
-
 def seed_stories(rng, people, communities) -> None:
-    """A few stories in each community, some with a photo, from verified members."""
+    """Stories in every community (the few above and demo_stories.py's library), most with
+    photos drawn by Pillow and stored through the upload pipeline, published over the last five
+    weeks, with likes, comments and replies: feeds scroll past their first page."""
+    from demo_stories import COMMENTS, STORY_LIBRARY, demo_photo
     from models.stories import NewPhoto, StoryInput, save_story
     from services.images import process_upload, store_photo
     from services.storage import get_storage
 
     storage = get_storage(current_app)
     writers = [u for u in people if u.phone_verified]
+    entries = [(slug, title, body, tags, ["车友实拍"] if rng.random() < 0.6 else [])
+               for slug, stories in STORIES.items() for title, body, tags in stories]
+    entries += [(slug, *story) for slug, stories in STORY_LIBRARY.items() for story in stories]
     now = utcnow()
-    minutes = 0
-    for slug, stories in STORIES.items():
-        for title, body, tags in stories:
-            author = rng.choice(writers)
-            photos = []
-            if rng.random() < 0.6:
-                processed = process_upload(_demo_photo(rng))
-                full, thumb = store_photo(processed, storage, prefix="demo")
-                photos.append(NewPhoto(full, thumb, processed.width, processed.height))
-            story = save_story(author, StoryInput(communities[slug], title, body, tags), publish=True,
-                               new_photos=photos)
-            minutes += rng.randint(30, 600)
-            story.published_at = story.created_at = now - timedelta(minutes=minutes)
-            _engage(rng, story, writers)
+    # Spread over 35 days, the newest an hour ago; created in time order, so ids follow dates.
+    ages = sorted((rng.randint(60, 35 * 24 * 60) for _ in entries), reverse=True)
+    rng.shuffle(entries)
+    for (slug, title, body, tags, captions), minutes in zip(entries, ages):
+        author = rng.choice(writers)
+        photos = []
+        for caption in captions:
+            processed = process_upload(demo_photo(rng, slug, caption))
+            full, thumb = store_photo(processed, storage, prefix="demo")
+            photos.append(NewPhoto(full, thumb, processed.width, processed.height))
+        story = save_story(author, StoryInput(communities[slug], title, body, tags), publish=True,
+                           new_photos=photos)
+        story.published_at = story.created_at = now - timedelta(minutes=minutes)
+        _engage(rng, story, writers, COMMENTS[slug], now)
 
 
-COMMENTS = ["学到了，谢谢分享！", "同款车主路过 👍", "请问在哪家店做的？", "收藏了，下周提车用得上。", "这个价格挺合适的。"]
-
-
-def _engage(rng, story, people) -> None:
-    """Likes and a few comments (with a reply) so a story page looks lived in."""
+def _engage(rng, story, people, comments, now) -> None:
+    """Likes and a few comments (with a reply) so a story page looks lived in; comments are
+    dated between the story's publication and now."""
     from models.engagement import add_comment, like
 
     for member in rng.sample(people, rng.randint(2, min(12, len(people)))):
         like(story, member)
     first = None
-    for member in rng.sample(people, rng.randint(0, 3)):
-        comment = add_comment(story, member, rng.choice(COMMENTS))
+    span = max(1, int((now - story.published_at).total_seconds() // 60))
+    made = []
+    for member in rng.sample(people, rng.randint(0, 4)):
+        comment = add_comment(story, member, rng.choice(comments))
+        made.append(comment)
         first = first or comment
     if first is not None and story.author_id != first.author_id:
-        add_comment(story, story.author, "谢谢！有问题随时问我。", parent_id=first.id)
+        made.append(add_comment(story, story.author, "谢谢！有问题随时问我。", parent_id=first.id))
+    for comment, minutes in zip(made, sorted(rng.randint(5, span) for _ in made)):
+        comment.created_at = story.published_at + timedelta(minutes=minutes)
 
 
 REWARDS = [

@@ -140,6 +140,10 @@ def init_web(app: Flask) -> None:
     def _format_datetime(value, fmt="medium"):
         return format_datetime(value, fmt) if value else ""
 
+    from blueprints.times import init_times
+
+    init_times(app)  # `ago`: every past moment members see (刚刚, 5 分钟前, 昨天 14:20)
+
     @app.after_request
     def buffer_static_files(response):
         # Static files are small; read them into the response so Flask-Compress compresses

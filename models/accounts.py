@@ -124,6 +124,53 @@ class User(UserMixin, db.Model):
         self.password_hash = password_hash
         self.session_token = secrets.token_hex(16)
 
+    # An account made by SMS login has no password until the member sets one: its hash is this
+    # prefix and random text, which no password ever matches (werkzeug's check fails on it).
+    NO_PASSWORD = "!none$"
+
+    @property
+    def has_password(self) -> bool:
+        return not self.password_hash.startswith(self.NO_PASSWORD)
+
+    # -- password reset by e-mail -----------------------------------------
+    # The link carries the account id and a fingerprint of its current password hash and session
+    # token, signed with the site's secret and dated. No table: the link dies after an hour
+    # (signature age), and once used, because the reset changes both hash and token (so does any
+    # other password change, which also kills links still in the inbox).
+    RESET_LINK_MAX_AGE = 60 * 60
+    _RESET_SALT = "cheyou.password-reset"
+
+    def _reset_fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.password_hash}:{self.session_token}".encode()).hexdigest()[:24]
+
+    def reset_token(self, secret_key: str) -> str:
+        from itsdangerous import URLSafeTimedSerializer
+
+        return URLSafeTimedSerializer(secret_key, salt=self._RESET_SALT).dumps({"u": self.id, "f": self._reset_fingerprint()})
+
+    @classmethod
+    def from_reset_token(cls, token: str, secret_key: str, max_age: int | None = None) -> User:
+        """The account a reset link was made for, or DomainError if it is forged, expired or used."""
+        from itsdangerous import BadData, URLSafeTimedSerializer
+
+        try:
+            data = URLSafeTimedSerializer(secret_key, salt=cls._RESET_SALT).loads(
+                token, max_age=max_age if max_age is not None else cls.RESET_LINK_MAX_AGE)
+            user = db.session.get(cls, int(data["u"]))
+        except (BadData, KeyError, TypeError, ValueError):
+            user = None
+            data = {}
+        if user is None or not hmac.compare_digest(user._reset_fingerprint(), str(data.get("f", ""))):
+            raise DomainError("This link has expired or was already used. Ask for a new one.")
+        return user
+
+    def mark_phone_verified(self, now: datetime | None = None) -> bool:
+        """Record that the member proved they hold their number (an SMS code); True if it is new."""
+        if self.phone_verified_at is not None:
+            return False
+        self.phone_verified_at = now or utcnow()
+        return True
+
     @property
     def login_label(self) -> str:
         return self.email or mask_phone(self.phone)
@@ -252,6 +299,9 @@ class SmsCode(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The one-time nonce of the form that consumed the code (SMS login, reset): the same form sent
+    # twice (a double tap, a retry) finds its first success instead of a used code.
+    nonce: Mapped[str | None] = mapped_column(String(64))
 
     @staticmethod
     def _hash(phone: str, code: str) -> str:
@@ -316,7 +366,38 @@ class SmsCode(db.Model):
             db.session.execute(select(func.pg_advisory_xact_lock(SmsCode.ISSUE_LOCK)))
 
     @classmethod
-    def check(cls, phone: str, code: str, purpose: str = "verify", now: datetime | None = None) -> None:
+    def resend_wait(cls, phone: str, now: datetime | None = None) -> int:
+        """Seconds before `issue()` will send PHONE another code (0: now). The page's countdown
+        starts from it; `issue()` enforces it."""
+        now = now or utcnow()
+        last = db.session.scalar(select(func.max(cls.created_at)).where(cls.phone == phone))
+        if last is None:
+            return 0
+        left = (cls.RESEND_AFTER - (now - last)).total_seconds()
+        return max(0, int(left) + (1 if left > int(left) else 0))
+
+    @classmethod
+    def live(cls, phone: str, purpose: str, now: datetime | None = None) -> bool:
+        """Whether PHONE holds a code for PURPOSE that can still be typed (unused, unexpired, attempts left)."""
+        now = now or utcnow()
+        return db.session.scalar(
+            select(func.count()).select_from(cls).where(
+                cls.phone == phone, cls.purpose == purpose, cls.consumed_at.is_(None), cls.expires_at > now,
+                cls.attempts < cls.MAX_ATTEMPTS)
+        ) > 0
+
+    @classmethod
+    def consumed_with(cls, phone: str, purpose: str, nonce: str, now: datetime | None = None) -> bool:
+        """Whether the form with NONCE already consumed a code of PHONE for PURPOSE (within TTL)."""
+        now = now or utcnow()
+        return db.session.scalar(
+            select(func.count()).select_from(cls).where(
+                cls.phone == phone, cls.purpose == purpose, cls.nonce == nonce, cls.consumed_at > now - cls.TTL)
+        ) > 0
+
+    @classmethod
+    def check(cls, phone: str, code: str, purpose: str = "verify", now: datetime | None = None,
+              nonce: str | None = None) -> None:
         """Consume the latest live code for PHONE if CODE matches, else raise DomainError."""
         now = now or utcnow()
         latest = db.session.scalar(
@@ -335,7 +416,21 @@ class SmsCode(db.Model):
             db.session.flush()
             raise DomainError("The code is wrong. Check the SMS and try again.")
         latest.consumed_at = now
+        latest.nonce = nonce
         db.session.flush()
+
+
+def create_phone_account(phone: str, *, consent_version: str, locale: str | None, device: str | None,
+                         now: datetime | None = None) -> User:
+    """An account for a number that just proved itself by SMS login: verified, no password yet,
+    a generated nickname (never the number: nicknames are public). The caller checked consent."""
+    now = now or utcnow()
+    user = User(phone=phone, phone_verified_at=now, nickname=f"车友{secrets.randbelow(10**6):06d}",
+                password_hash=User.NO_PASSWORD + secrets.token_hex(16), consent_version=consent_version,
+                consent_at=now, locale=locale, signup_device=device, created_at=now)
+    db.session.add(user)
+    db.session.flush()
+    return user
 
 
 ROLE_LABELS = {"organizer": N_("Organizer"), "moderator": N_("Moderator"), "partner": N_("Partner staff"), "admin": N_("Administrator")}

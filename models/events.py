@@ -429,9 +429,15 @@ def settle_cancelled_event(event: Event, now: datetime | None = None) -> None:
         .options(joinedload(Registration.user), joinedload(Registration.event)).order_by(Registration.seq)
     ).all()
     for reg in ended:
-        _refund(reg, now or utcnow())
-        notify(reg.user, "event_cancelled", {"title": event.title, "message": event.cancel_message},
-               link=f"/events/{event.id}", dedupe_key=f"event-cancelled:{event.id}")
+        refunded = _refund(reg, now or utcnow())
+        # Only those who paid hear about a refund (a free event's members have nothing back).
+        params = {"title": event.title, "message": event.cancel_message}
+        if refunded:
+            notify(reg.user, "event_cancelled_refunded", params | {"points": refunded},
+                   link=f"/events/{event.id}", dedupe_key=f"event-cancelled:{event.id}")
+        else:
+            notify(reg.user, "event_cancelled", params, link=f"/events/{event.id}",
+                   dedupe_key=f"event-cancelled:{event.id}")
 
 
 def complete_event(event: Event, actor=None, now: datetime | None = None) -> tuple[int, int]:
@@ -602,7 +608,21 @@ def signup(event: Event, member, data: SignupInput, now: datetime | None = None)
     if event.seats_taken() + reg.seats <= event.capacity:
         _confirm(reg, now)
         db.session.flush()
+    _tell_signed_up(reg)
     return reg
+
+
+def _tell_signed_up(reg: Registration) -> None:
+    """An inbox notice with the ticket's link, confirmed or waitlisted (one per signup: `seq`)."""
+    from models.notifications import notify
+
+    event, link = reg.event, f"/me/tickets#ticket-{reg.id}"
+    if reg.state == "confirmed":
+        notify(reg.user, "event_signed_up", {"title": event.title}, link=link,
+               dedupe_key=f"event-signup:{event.id}:{reg.seq}")
+    else:
+        notify(reg.user, "event_waitlisted", {"title": event.title, "position": reg.waitlist_position()},
+               link=link, dedupe_key=f"event-waitlist:{event.id}:{reg.seq}")
 
 
 def _confirm(reg: Registration, now: datetime) -> None:
@@ -632,7 +652,7 @@ def _refund(reg: Registration, now: datetime) -> int:
 class Cancellation:
     registration: Registration
     refunded: int
-    late: bool  # after the cancellation deadline: the points price is kept
+    late: bool  # after the cancellation deadline, with a points price paid: it is kept
 
 
 def cancel_registration(event: Event, member, now: datetime | None = None) -> Cancellation:
@@ -645,7 +665,7 @@ def cancel_registration(event: Event, member, now: datetime | None = None) -> Ca
     if event.status != "published" or now >= event.starts_at:
         raise DomainError(N_("This event has started or ended: the signup can no longer be cancelled."))
     was_confirmed = reg.state == "confirmed"
-    late = was_confirmed and now >= event.cancel_deadline
+    late = was_confirmed and bool(reg.points_paid) and now >= event.cancel_deadline  # only a price can be kept
     refunded = _refund(reg, now) if was_confirmed and not late else 0
     reg.state, reg.cancelled_at = "cancelled", now
     db.session.flush()

@@ -6,6 +6,8 @@ only ever show up as text. Links get `rel="nofollow ugc noopener"`.
 """
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -29,3 +31,34 @@ def render_markdown(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="nofollow ugc noopener",
     )
+
+
+_BLOCKS = {"p", "br", "blockquote", "ul", "ol", "li", "h3", "h4", "pre", "hr"}
+
+
+class _TextOnly(HTMLParser):
+    """The words of sanitized story HTML: no marks, blocks separated by a space."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _BLOCKS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag in _BLOCKS:
+            self.parts.append(" ")
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def plain_text(html: str) -> str:
+    """What a reader sees of sanitized HTML, as one line of plain text (for excerpts and search
+    snippets: no **, #, >, list dashes or [text](url) left over from the Markdown)."""
+    parser = _TextOnly()
+    parser.feed(html or "")
+    parser.close()
+    return " ".join("".join(parser.parts).split())

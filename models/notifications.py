@@ -34,7 +34,10 @@ KINDS = {
     "reply_received": _l("%(nickname)s replied to your comment on “%(title)s”."),
     "event_promoted": _l("A seat opened up: you are now confirmed for “%(title)s”. Your ticket is ready."),
     "event_promotion_skipped": _l("A seat opened up at “%(title)s”, but you no longer have the %(points)s points it costs, so it went to the next member."),
-    "event_cancelled": _l("“%(title)s” is cancelled: %(message)s Any points you paid are refunded."),
+    "event_cancelled": _l("“%(title)s” is cancelled: %(message)s"),
+    "event_cancelled_refunded": _l("“%(title)s” is cancelled: %(message)s Your %(points)s points are refunded."),
+    "event_signed_up": _l("You're signed up for “%(title)s”. Your ticket is in My tickets."),
+    "event_waitlisted": _l("“%(title)s” is full: you are number %(position)s on the waitlist. We will tell you if a seat frees up."),
     "event_reminder": _l("Tomorrow at %(time)s: “%(title)s” at %(place)s. Your ticket is in My tickets."),
 }
 

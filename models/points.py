@@ -134,6 +134,15 @@ def balance_of(member) -> int:
     )
 
 
+def spendable_balance(member, now: datetime | None = None) -> int:
+    """The balance without the lots already past their expiry date, read-only: what `spend`
+    would find after `expire_due` wrote them off (for pages, which must not write)."""
+    now = now or utcnow()
+    lots, _ = lots_of(member)
+    overdue = sum(lot.remaining for lot in lots if lot.remaining > 0 and lot.expires_at <= now)
+    return balance_of(member) - overdue
+
+
 def award(member, rule: str, cause=None, key: str | None = None, now: datetime | None = None,
           points: int | None = None) -> PointsPosting | None:
     """Credit MEMBER for RULE (× their level's multiplier), once per KEY, within the rule's daily cap.

@@ -11,14 +11,14 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import (CheckConstraint, Column, ForeignKey, String, Table, UniqueConstraint, func, select,
+from sqlalchemy import (CheckConstraint, Column, ForeignKey, String, Table, UniqueConstraint, func, or_, select,
                         update)
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from models import N_, DomainError, db
 from models.levels import level_of
 from models.nonces import check_nonce, new_nonce  # noqa: F401  (new_nonce: re-exported for the pages)
-from models.points import lock_member, refund, spend
+from models.points import expire_due, lock_member, refund, spend, spendable_balance
 from models.types import UTCDateTime, shanghai_day, shanghai_midnight, utcnow
 
 REWARD_KINDS = ("wash", "maintenance", "inspection", "modding")
@@ -60,6 +60,9 @@ class Reward(db.Model):
     validity_days: Mapped[int] = mapped_column(nullable=False, default=30)
     active: Mapped[bool] = mapped_column(nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    # The picture, re-encoded like a story photo; indexed: /media finds the reward by its key.
+    picture_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    picture_thumb_key: Mapped[str | None] = mapped_column(String(200), index=True)
 
     partner = relationship("Partner", lazy="joined")
     community = relationship("Community")
@@ -84,6 +87,23 @@ class Reward(db.Model):
         if moved.rowcount != 1:
             raise DomainError(N_("The stock changed while you were editing: %(stock)s left now. Check and save again."),
                               stock=self.stock)
+
+    def visible_to(self, viewer) -> bool:
+        """An active reward (and its picture) is public; a withdrawn one only administrators see."""
+        return self.active or bool(viewer is not None and getattr(viewer, "is_admin", False))
+
+    @classmethod
+    def with_picture(cls, key: str) -> Reward | None:
+        """The reward whose picture (display copy or thumbnail) is stored under KEY."""
+        return db.session.scalar(select(cls).where(or_(cls.picture_key == key, cls.picture_thumb_key == key)).limit(1))
+
+    def expires_at_if_redeemed(self, now: datetime | None = None) -> datetime:
+        """When a voucher redeemed at NOW stops being valid: the end of its last Shanghai day."""
+        return shanghai_midnight(shanghai_day(now or utcnow()) + timedelta(days=self.validity_days + 1))
+
+    def last_day_if_redeemed(self, now: datetime | None = None):
+        """The last Shanghai day a voucher redeemed at NOW can be used (what the member is shown)."""
+        return shanghai_day(self.expires_at_if_redeemed(now) - timedelta(seconds=1))
 
     def usable_stores(self):
         """The stores that accept this reward: those listed, else all of the partner's."""
@@ -206,9 +226,45 @@ class Voucher(db.Model):
 
 
 
+def redeem_refusal(member, reward: Reward | None, now: datetime | None = None) -> DomainError | None:
+    """Why MEMBER cannot redeem REWARD now (None when they can): what the reward page shows next
+    to a disabled button and what `redeem` raises, so the page and the rule never disagree.
+
+    Read-only: points past their expiry date are left out without writing the expiry postings
+    (`redeem` writes them first), and stock is only read here (`redeem` takes a unit with a
+    conditional UPDATE, which settles a race for the last one)."""
+    now = now or utcnow()
+    if reward is None or not reward.active:
+        return DomainError(N_("This reward is no longer available."))
+    if member is None or not getattr(member, "is_authenticated", True):
+        return DomainError(N_("Log in to redeem"))
+    if reward.stock <= 0:
+        return DomainError(N_("Sorry, this reward is out of stock."))
+    level = level_of(member, now)
+    if level.number < reward.min_level:
+        return DomainError(N_("This reward is for Lv.%(level)s and above; you are Lv.%(mine)s."),
+                           level=reward.min_level, mine=level.number)
+    held = select(func.count()).select_from(Voucher).where(
+        Voucher.user_id == member.id, Voucher.reward_id == reward.id, Voucher.state != "void"
+    )
+    if db.session.scalar(held) >= reward.per_member_limit:
+        return DomainError(N_("You have already redeemed this reward %(count)s times, the most allowed."),
+                           count=reward.per_member_limit)
+    if reward.monthly_limit:
+        month_start = shanghai_midnight(shanghai_day(now).replace(day=1))
+        if db.session.scalar(held.where(Voucher.issued_at >= month_start)) >= reward.monthly_limit:
+            return DomainError(N_("You have reached this month's limit for this reward. Try again next month."))
+    balance = spendable_balance(member, now)
+    if balance < reward.points_price:
+        return DomainError(N_("%(missing)s more points needed: the price is %(points)s, you have %(balance)s."),
+                           missing=reward.points_price - balance, points=reward.points_price, balance=balance)
+    return None
+
+
 def redeem(member, reward_id: int, nonce: str, now: datetime | None = None) -> Voucher:
     """Debit the points and issue one voucher, in the caller's transaction; the same nonce
-    returns the same voucher. Raises DomainError with the reason when it cannot."""
+    returns the same voucher. Raises DomainError with the reason when it cannot
+    (`redeem_refusal`, checked again here under the member's lock)."""
     now = now or utcnow()
     check_nonce(nonce)
     lock_member(member)
@@ -216,28 +272,12 @@ def redeem(member, reward_id: int, nonce: str, now: datetime | None = None) -> V
     if existing is not None:
         return existing
     reward = db.session.get(Reward, reward_id)
-    if reward is None or not reward.active:
-        raise DomainError(N_("This reward is no longer available."))
-    level = level_of(member, now)
-    if level.number < reward.min_level:
-        raise DomainError(N_("This reward is for Lv.%(level)s and above; you are Lv.%(mine)s."),
-                          level=reward.min_level, mine=level.number)
-    held = select(func.count()).select_from(Voucher).where(
-        Voucher.user_id == member.id, Voucher.reward_id == reward.id, Voucher.state != "void"
-    )
-    if db.session.scalar(held) >= reward.per_member_limit:
-        raise DomainError(N_("You have already redeemed this reward %(count)s times, the most allowed."),
-                          count=reward.per_member_limit)
-    if reward.monthly_limit:
-        month_start = shanghai_midnight(shanghai_day(now).replace(day=1))
-        if db.session.scalar(held.where(Voucher.issued_at >= month_start)) >= reward.monthly_limit:
-            raise DomainError(N_("You have reached this month's limit for this reward. Try again next month."))
-    from models.points import balance_of, expire_due
-
+    if reward is not None:
+        db.session.refresh(reward, ["stock", "active"])
     expire_due(member, now)
-    if balance_of(member) < reward.points_price:
-        raise DomainError(N_("You need %(points)s points but have %(balance)s."),
-                          points=reward.points_price, balance=balance_of(member))
+    refused = redeem_refusal(member, reward, now)
+    if refused is not None:
+        raise refused
     taken = db.session.execute(
         update(Reward).where(Reward.id == reward.id, Reward.stock > 0).values(stock=Reward.stock - 1)
     )
@@ -245,8 +285,7 @@ def redeem(member, reward_id: int, nonce: str, now: datetime | None = None) -> V
         raise DomainError(N_("Sorry, this reward is out of stock."))
     voucher = Voucher(
         code=new_code(), user_id=member.id, reward_id=reward.id, partner_id=reward.partner_id, nonce=nonce,
-        points_paid=reward.points_price, issued_at=now,
-        expires_at=shanghai_midnight(shanghai_day(now) + timedelta(days=reward.validity_days + 1)),
+        points_paid=reward.points_price, issued_at=now, expires_at=reward.expires_at_if_redeemed(now),
     )
     db.session.add(voucher)
     db.session.flush()

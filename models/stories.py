@@ -8,7 +8,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, a
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from models import N_, DomainError, db
-from models.markup import render_markdown
+from models.markup import plain_text, render_markdown
 from models.types import UTCDateTime, utcnow
 
 TITLE_MIN, TITLE_MAX = 2, 60
@@ -65,8 +65,13 @@ class Story(db.Model):
 
     @property
     def excerpt(self) -> str:
-        text = " ".join((self.body or "").split())
+        """The opening of the story as the reader sees it: plain text, no Markdown marks."""
+        text = self.plain_text
         return text[:90] + ("…" if len(text) > 90 else "")
+
+    @property
+    def plain_text(self) -> str:
+        return plain_text(self.body_html)
 
     def visible_to(self, viewer) -> bool:
         """Published stories are public; a draft is its author's alone (moderators and admins

@@ -27,6 +27,36 @@ def send_sms_code(phone: str, code: str, purpose: str):
     get_backend(current_app).send_code(phone, code, purpose)
 
 
+@job
+def send_password_reset_mail(user_id: int, site_url: str, locale: str):
+    """E-mail a password reset link (queued by the forgot-password form, after its commit).
+
+    The link is signed here, at sending time, so no credential waits in the job queue; a retried
+    job sends a second link, and both die together once either is used."""
+    from flask import current_app
+    from flask_babel import force_locale
+    from flask_babel import gettext as _
+
+    from models.accounts import User
+    from services.mail import get_backend
+
+    user = db.session.get(User, user_id)
+    if user is None or not user.email:
+        return
+    link = f"{site_url.rstrip('/')}/auth/reset/{user.reset_token(current_app.config['SECRET_KEY'])}"
+    with force_locale(user.locale or locale or "zh_CN"):
+        subject = _("Reset your Cheyou password")
+        body = "\n\n".join([
+            _("Hello %(nickname)s,", nickname=user.nickname),
+            _("Someone, hopefully you, asked to reset the password of your Cheyou account. "
+              "Open this link within 1 hour to choose a new one:"),
+            link,
+            _("The link works once. If you did not ask for it, ignore this e-mail: your password stays as it is."),
+            _("Cheyou"),
+        ])
+    get_backend(current_app).send(user.email, subject, body + "\n")
+
+
 @periodic(timedelta(hours=1))
 def expire_points():
     """Write expiry postings for every member holding points earned more than 12 months ago."""

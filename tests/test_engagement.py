@@ -206,7 +206,8 @@ def test_a_failed_reply_reopens_its_form_with_the_text(login_as, factories, stor
     top = comments()[0]
     html = client.post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "长" * (COMMENT_MAX + 1), "parent_id": top.id},
                        headers=HX).get_data(as_text=True)
-    assert "<details open>" in html and f'id="comment-body-{top.id}-error"' in html
+    assert f'<div class="comment-panel" id="reply-{top.id}">' in html, "the reply panel under the comment stays open"
+    assert f'id="comment-body-{top.id}-error"' in html
     assert len(comments()) == 1
 
 

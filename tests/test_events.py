@@ -417,8 +417,8 @@ def test_cancelling_an_event_refunds_and_tells_everyone(factories):
     assert balance_of(paid) == 60, "refunds are a job's work, queued for after the commit"
     db.session.commit()
     assert told == 2 and balance_of(paid) == 100 and balance_of(waiting) == 100
-    for user in (paid, waiting):
-        (note,) = _notes(user, "event_cancelled")
+    for user, kind in ((paid, "event_cancelled_refunded"), (waiting, "event_cancelled")):
+        (note,) = _notes(user, kind)  # only who paid hears of a refund
         assert note.params["message"] == "暴雨预警，活动取消，抱歉！"
     with pytest.raises(DomainError):
         cancel_event(db.session.merge(event), event.organizer, "再取消一次看看")

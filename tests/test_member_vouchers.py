@@ -67,7 +67,7 @@ def test_list_shows_each_state_newest_first(login_as, factories):
     for voucher in (used, expired, void, issued):
         assert voucher.display_code in body
         assert f'href="/me/vouchers/{voucher.code}"' in body
-    assert "Used at 2号店 on" in body  # where and when it was used
+    assert "Used at 2号店 · <time" in body  # where and when it was used
     assert f"Use by {issued.last_day.strftime('%b')}" in body
     assert "安心养车" in body
     assert_no_inline_code(body)

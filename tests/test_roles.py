@@ -42,6 +42,7 @@ ROUTES = {
     "/events/t/<token>": {"organizer", "admin"},
     "/rewards": ALL,
     "/rewards/<int:reward_id>": ALL,
+    "/rewards/<int:reward_id>/confirm": SIGNED_IN,  # back to the reward page when one cannot redeem
     "/stories/new": SIGNED_IN,
     "/stories/<int:story_id>": ALL,
     "/stories/by/<int:user_id>": ALL,
@@ -53,10 +54,14 @@ ROUTES = {
     "/auth/login": ALL,
     "/auth/password": SIGNED_IN,
     "/auth/phone": SIGNED_IN,
+    "/auth/login/sms": ALL,  # signed-in accounts are sent on
+    "/auth/forgot": ALL,  # signed-in accounts are sent to change their password
+    "/auth/reset/<token>": ALL,  # the e-mailed link is the credential, whoever holds it
     "/me": SIGNED_IN,
     "/me/notifications": SIGNED_IN,
     "/me/unread-badge": SIGNED_IN,
     "/me/points": SIGNED_IN,
+    "/me/invite-poster.png": SIGNED_IN,
     "/me/vouchers": SIGNED_IN,
     "/me/vouchers/<code>": SIGNED_IN,  # the member's own voucher; another's is a 404 (test_member_vouchers)
     "/me/vouchers/<code>.pdf": SIGNED_IN,
@@ -146,6 +151,7 @@ def example_path(rule: str, world) -> str:
     examples = {
         "/i/<code>": lambda: "/i/1",
         "/rewards/<int:reward_id>": lambda: f"/rewards/{world.reward.id}",
+        "/rewards/<int:reward_id>/confirm": lambda: f"/rewards/{world.reward.id}/confirm",
         "/me/vouchers/<code>": lambda: f"/me/vouchers/{world.voucher.code}",
         "/me/vouchers/<code>.pdf": lambda: f"/me/vouchers/{world.voucher.code}.pdf",
         "/partner/v/<path:code>": lambda: f"/partner/v/{world.voucher.code}",
@@ -157,6 +163,10 @@ def example_path(rule: str, world) -> str:
         "/stories/<int:story_id>/edit": lambda: f"/stories/{world.story.id}/edit",
         "/media/<path:key>": lambda: "/media/photos/matrix/p.jpg",
     }
+    if rule == "/auth/reset/<token>":
+        from flask import current_app
+
+        return f"/auth/reset/{db.session.get(User, world.story.author_id).reset_token(current_app.config['SECRET_KEY'])}"
     if rule == "/events/t/<token>":
         return f"/events/t/{world.ticket.ticket_token}"
     if "<int:event_id>" in rule:

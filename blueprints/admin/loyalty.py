@@ -5,7 +5,7 @@ administrators only. Every change goes through `audit` (in the model functions i
 """
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -16,6 +16,7 @@ from app import csrf
 from blueprints.admin.loyalty_forms import (KIND_LABELS, AdjustForm, FindMemberForm, PartnerForm, RewardForm,
                                             StaffForm, StoreForm, VoidForm)
 from blueprints.admin.routes import bp
+from blueprints.transactions import begin_write, reads_first
 from blueprints.web import domain_message
 from models import Community, DomainError, Partner, Reward, Store, User, audit, db, notify
 from models.accounts import RoleGrant, grant_role
@@ -23,6 +24,8 @@ from models.partners import save_partner, save_store
 from models.nonces import NONCE_RE, new_nonce
 from models.points import adjust, balance_of, history
 from models.rewards import Voucher, normalise_code, void_voucher
+from services.images import MAX_BYTES, delete_photo, process_upload, store_photo
+from services.storage import get_storage
 
 
 def _status() -> int:
@@ -82,7 +85,7 @@ def partner(partner_id):
             form.name.errors.append(domain_message(error))
         else:
             db.session.commit()
-            flash(_("Saved."), "success")
+            flash(_("Partner %(name)s saved.", name=partner.name), "success")
             return redirect(url_for("admin.partner", partner_id=partner.id))
     return _partner_page(partner, partner_form=form, status=_status())
 
@@ -118,7 +121,7 @@ def store_edit(store_id):
             form.name.errors.append(domain_message(error))
         else:
             db.session.commit()
-            flash(_("Saved."), "success")
+            flash(_("Store %(name)s saved.", name=store.name), "success")
             return redirect(url_for("admin.partner", partner_id=store.partner_id))
     return render_template("admin/partner_store.html", store=store, form=form), _status()
 
@@ -144,7 +147,8 @@ def staff_grant(partner_id):
 # -- rewards -----------------------------------------------------------------------------------
 
 REWARD_FIELDS = ("partner_id", "kind", "title", "title_en", "description", "terms", "points_price", "stock",
-                 "per_member_limit", "monthly_limit", "min_level", "validity_days", "community_id", "active")
+                 "per_member_limit", "monthly_limit", "min_level", "validity_days", "community_id", "active",
+                 "picture_key")
 
 
 def _reward_snapshot(reward: Reward) -> dict:
@@ -193,8 +197,9 @@ def _move_stock(reward: Reward, form: RewardForm) -> bool:
     return True
 
 
-def _save_reward(form: RewardForm, reward: Reward | None) -> Reward | None:
-    """Create or update from a valid form, audited; None (with the form's errors) when refused."""
+def _save_reward(form: RewardForm, reward: Reward | None, picture: tuple[str, str] | None = None) -> Reward | None:
+    """Create or update from a valid form, audited; None (with the form's errors) when refused.
+    PICTURE: the keys of a newly stored picture."""
     partner = db.session.get(Partner, form.partner.data)
     before = None
     if reward is not None:
@@ -225,18 +230,49 @@ def _save_reward(form: RewardForm, reward: Reward | None) -> Reward | None:
     reward.validity_days = form.validity_days.data
     reward.community_id = form.community.data or None
     reward.active = bool(form.active.data)
+    if picture is not None:
+        reward.picture_key, reward.picture_thumb_key = picture
+    elif form.remove_picture.data:
+        reward.picture_key = reward.picture_thumb_key = None
     db.session.flush()
     audit(current_user, "reward.create" if before is None else "reward.update", reward, before=before,
           after=_reward_snapshot(reward))
     return reward
 
 
+def _save_with_picture(form: RewardForm, reward: Reward | None) -> Reward | None:
+    """Resize the uploaded picture before the write lock, then save and commit; a refused save
+    leaves no file behind, and a replaced or removed picture's files go after the commit."""
+    storage = get_storage(current_app)
+    old = (reward.picture_key, reward.picture_thumb_key) if reward is not None else (None, None)
+    picture = None
+    upload = form.picture.data
+    if upload is not None and getattr(upload, "filename", None):
+        try:
+            picture = store_photo(process_upload(upload.read(MAX_BYTES + 1)), storage, "rewards")
+        except DomainError as error:
+            form.picture.errors.append(domain_message(error))
+            return None
+    begin_write()  # the picture is processed: now take the write lock
+    try:
+        saved = _save_reward(form, reward, picture)
+        if saved is not None:
+            db.session.commit()
+    except BaseException:
+        delete_photo(storage, *(picture or ()))
+        raise
+    if saved is None:
+        delete_photo(storage, *(picture or ()))
+    elif (saved.picture_key, saved.picture_thumb_key) != old:
+        delete_photo(storage, *old)
+    return saved
+
+
 def _reward_view(reward: Reward | None):
     form, partners = _reward_form(reward)
     if form.validate_on_submit():
-        saved = _save_reward(form, reward)
+        saved = _save_with_picture(form, reward)
         if saved is not None:
-            db.session.commit()
             flash(_("Reward %(title)s saved.", title=saved.title), "success")
             return redirect(url_for("admin.rewards"))
     return render_template("admin/reward_form.html", form=form, reward=reward, partners=partners), _status()
@@ -244,6 +280,7 @@ def _reward_view(reward: Reward | None):
 
 @bp.route("/rewards/new", methods=["GET", "POST"])
 @csrf.exempt
+@reads_first  # the picture is resized before the write lock (blueprints/transactions.py)
 def reward_create():
     """A new reward: partner, kind, title, price, stock, limits, level, validity, stores."""
     return _reward_view(None)
@@ -251,6 +288,7 @@ def reward_create():
 
 @bp.route("/rewards/<int:reward_id>/edit", methods=["GET", "POST"])
 @csrf.exempt
+@reads_first
 def reward_edit(reward_id):
     """Change a reward; the stock moves by the difference typed, so concurrent redemptions count."""
     return _reward_view(db.get_or_404(Reward, reward_id))

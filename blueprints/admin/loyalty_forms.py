@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (BooleanField, HiddenField, IntegerField, SelectChoice, SelectField, SelectMultipleField,
                      StringField, TextAreaField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
@@ -76,6 +77,9 @@ class RewardForm(FlaskForm):
     stores = SelectMultipleField(_l("Stores where it can be used (none ticked: all the partner's stores)"), coerce=int,
                                  validate_choice=False)
     active = BooleanField(_l("Shown in the catalogue"), default=True)
+    # Re-encoded like a story photo (services/images.py): resized, EXIF (GPS) stripped.
+    picture = FileField(_l("Picture (optional)"), render_kw={"accept": "image/jpeg,image/png,image/webp"})
+    remove_picture = BooleanField(_l("Remove the picture"))
     # The stock the admin saw: the edit moves the stock by the difference, so redemptions
     # made meanwhile are not overwritten.
     stock_seen = HiddenField()

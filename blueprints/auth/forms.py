@@ -88,3 +88,33 @@ class CodeForm(FlaskForm):
             Regexp(r"^\s*\d{6}\s*$", message=_l("The code has 6 digits.")),
         ],
     )
+
+
+class ForgotForm(FlaskForm):
+    login = StringField(
+        _l("E-mail or mobile number"),
+        validators=[DataRequired(_l("Enter your e-mail or mobile number.")), valid_login],
+    )
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"), validators=[DataRequired(_l("Choose a password.")), strong_password])
+
+
+class ResetCodeForm(FlaskForm):
+    """The code texted for a password reset, and the new password."""
+
+    phone = HiddenField()
+    nonce = HiddenField()
+    code = CodeForm.code
+    password = PasswordField(_l("New password"), validators=[DataRequired(_l("Choose a password.")), strong_password])
+
+
+class SmsLoginForm(FlaskForm):
+    """The code texted for an SMS login; a number without an account also accepts the privacy policy."""
+
+    phone = HiddenField()
+    nonce = HiddenField()
+    code = CodeForm.code
+    consent = BooleanField(_l("I have read and agree to the privacy policy"))
+    remember = BooleanField(_l("Remember me on this device"))

@@ -238,7 +238,8 @@ def cancel_whole_event(event_id):
     event = _managed_or_403(event_id)
     message = request.form.get("message", "")
     return _act(event, lambda: cancel_event(event, current_user, message),
-                lambda told: _("Event cancelled. %(count)s members were told and refunded.", count=told),
+                lambda told: (_("Event cancelled. %(count)s members were told and refunded.", count=told)
+                              if event.points_price else _("Event cancelled. %(count)s members were told.", count=told)),
                 cancel_message=message)
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from blueprints.i18n import LOCALES
 from blueprints.access import back_url, wants_fragment
 from blueprints.web import asset_version, render, static_version
-from models import Community, Story, db
+from models import Community, Reward, Story, db
 from models.communities import member_community_ids
 from models.events import Event
 from models.referrals import inviter_for
@@ -42,7 +42,7 @@ def home():
 
 @bp.get("/media/<path:key>")
 def media(key):
-    """Uploaded photos, under the rule of what they belong to (a story, an event cover).
+    """Uploaded photos, under the rule of what they belong to (a story, an event cover, a reward).
 
     What everyone may see (a published story's photos, a published event's cover) is public
     and cached for a year: random, never-reused keys. Anything else (a draft, a story in review
@@ -50,7 +50,7 @@ def media(key):
     and to files that belong to nothing (a deleted story's, the old names of a hidden one's)."""
     if not key.startswith("photos/") or not key.endswith(".jpg"):
         abort(404)
-    owner = Story.with_photo(key) or Event.with_cover(key)
+    owner = Story.with_photo(key) or Event.with_cover(key) or Reward.with_picture(key)
     if owner is None or not owner.visible_to(current_user):
         abort(404)
     storage = get_storage(current_app)

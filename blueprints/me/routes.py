@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -31,7 +31,8 @@ def index():
     """Profile: account, verification, communities, roles."""
     joined = member_community_ids(current_user)
     communities = [c for c in Community.all_ordered() if c.id in joined]
-    return render_template("me/index.html", communities=communities, **points_summary(current_user))
+    return render_template("me/index.html", communities=communities, invite_url=invite_link(current_user),
+                           **points_summary(current_user))
 
 
 @bp.get("/notifications")
@@ -84,8 +85,45 @@ def points():
         return render("me/points.html", "me/_ledger_page.html", postings=postings, next_before=next_before)
     # Otherwise the whole page, also for `?before=` (a reload or an opened "Older entries" link).
     return render("me/points.html", postings=postings, next_before=next_before, ladder=Level.ladder(),
-                  rules=EarningRule.query_active(), invite_url=url_for("main.invite", code=invite_code(current_user), _external=True),
+                  rules=EarningRule.query_active(), invite_url=invite_link(current_user),
                   **points_summary(current_user))
+
+
+def invite_link(member) -> str:
+    """The member's invite link (老带新), absolute: what the share button and the poster carry.
+    On the site's public address (SITE_URL) when it is set, like links in e-mails."""
+    path = url_for("main.invite", code=invite_code(member))
+    site = current_app.config.get("SITE_URL")
+    return f"{site}{path}" if site else url_for("main.invite", code=invite_code(member), _external=True)
+
+
+@bp.get("/invite-poster.png")
+def invite_poster():
+    """The member's invite poster: a PNG to long-press, save and send in WeChat (drawn once, then cached)."""
+    from services.poster import PosterFontMissing, PosterText
+    from services.poster import invite_poster as draw
+
+    nickname = current_user.nickname if len(current_user.nickname) <= 12 else current_user.nickname[:11] + "…"
+    text = PosterText(
+        brand=_("Cheyou"),
+        tagline=_("The community for used-car owners"),
+        headline=_("%(nickname)s invites you to join Cheyou", nickname=nickname),
+        pitch=(_("EV, women drivers, modding and newcomers' circles"),
+               _("Meetups and road trips; points for car washes and servicing"),
+               _("Questions about buying and owning, answered by owners")),
+        scan_hint=_("Press and hold the QR code to join Cheyou"),
+    )
+    try:
+        data = draw(text, invite_link(current_user))
+    except PosterFontMissing as error:
+        current_app.logger.error("invite poster: %s", error)
+        return Response(_("The poster cannot be drawn right now. Please try again later."), 503,
+                        mimetype="text/plain")
+    response = make_response(data)
+    response.mimetype = "image/png"
+    response.headers["Cache-Control"] = "private, no-store"  # it carries the member's nickname
+    response.headers["Content-Disposition"] = 'inline; filename="cheyou-invite.png"'
+    return response
 
 
 @bp.post("/checkin")

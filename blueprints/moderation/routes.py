@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 
 from blueprints.access import back_url, role_required
 from blueprints.web import domain_message
-from models import Comment, Community, DomainError, Report, Story, db
+from models import N_, Comment, Community, DomainError, Report, Story, db
 from models import moderation as rules
 from models.moderation import REPORT_REASONS
 
@@ -79,7 +79,19 @@ def queue(slug):
                            stories=stories, comments=comments, reasons=REPORT_REASONS)
 
 
-def _act(action, *args):
+# What each action tells the moderator, said specifically (never a bare "Done").
+DONE = {
+    "hide": N_("Hidden. The author was told why."),
+    "restore": N_("Restored. It is shown again."),
+    "approve": N_("Approved. It is shown now."),
+    "feature": N_("Featured. The author gets the reward."),
+    "unfeature": N_("No longer featured."),
+    "confirm": N_("Report confirmed."),
+    "dismiss": N_("Report dismissed."),
+}
+
+
+def _act(done: str, action, *args):
     """Run a moderation rule (403 outside one's communities), commit, and go back."""
     try:
         action(*args)
@@ -88,7 +100,7 @@ def _act(action, *args):
         flash(domain_message(error), "error")
     else:
         db.session.commit()
-        flash(_("Done."), "success")
+        flash(_(DONE[done]), "success")
 
 
 def _queue_url(target) -> str:
@@ -101,9 +113,9 @@ def _queue_url(target) -> str:
 def handle_report(report_id, action):
     report = db.get_or_404(Report, report_id)
     if action == "confirm":
-        _act(rules.confirm_report, report, current_user, request.form.get("note", ""))
+        _act("confirm", rules.confirm_report, report, current_user, request.form.get("note", ""))
     else:
-        _act(rules.dismiss_report, report, current_user)
+        _act("dismiss", rules.dismiss_report, report, current_user)
     return redirect(back_url(url_for("moderation.queue", slug=db.session.get(Community, report.community_id).slug)))
 
 
@@ -116,7 +128,7 @@ def moderate(kind, target_id, action):
     if kind == "comments" and action in ("feature", "unfeature"):
         abort(404)
     if action == "hide":
-        _act(rules.hide, target, current_user, request.form.get("note", ""))
+        _act("hide", rules.hide, target, current_user, request.form.get("note", ""))
     else:
-        _act(getattr(rules, action), target, current_user)
+        _act(action, getattr(rules, action), target, current_user)
     return redirect(back_url(_queue_url(target)))

@@ -96,21 +96,22 @@ def _statement_months(partners: list[Partner]) -> list[dict]:
 
 # -- pages -------------------------------------------------------------------------------------
 
-def _index(form: LookupForm, status: int = 200, error: str | None = None):
+def _index(form: LookupForm, status: int = 200, error: str | None = None, focus: bool = False):
     partners = _partners()
     today = shanghai_day()
     start, end = shanghai_midnight(today), shanghai_midnight(today + timedelta(days=1))
     today_used = redemptions([p.id for p in partners], start, end)
     today_used.sort(key=lambda v: (v.used_at, v.id), reverse=True)
     return render("partner/index.html", status=status, partners=partners, form=form, error=error,
-                  today=today, today_used=today_used, months=_statement_months(partners))
+                  today=today, today_used=today_used, months=_statement_months(partners), focus=focus or status != 200)
 
 
 @bp.get("")
 @role_required("partner")
 def index():
-    """The staff member's businesses and stores, the code box, today's redemptions, statements."""
-    return _index(LookupForm(formdata=None))
+    """The staff member's businesses and stores, the code box, today's redemptions, statements.
+    ?again=1 (the "next voucher" button after a validation): the code box has the focus."""
+    return _index(LookupForm(formdata=None), focus=request.args.get("again") == "1")
 
 
 @bp.get("/lookup")
@@ -128,9 +129,21 @@ def lookup():
     return redirect(url_for("partner.voucher", code=voucher.code))
 
 
+# The store a counter's phone validates at, remembered on that device per partner business (a
+# shared counter phone moves between staff; one staff member may work at several stores).
+STORE_COOKIE = "cy_store_{partner_id}"
+STORE_COOKIE_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
+
+
+def _device_store(partner_id: int) -> int | None:
+    value = request.cookies.get(STORE_COOKIE.format(partner_id=partner_id), "")
+    return int(value) if value.isdigit() else None
+
+
 def _use_form(voucher: Voucher, formdata=None) -> UseForm:
     """The store select: the partner's stores that accept the reward. One store is preselected;
-    with several, the store this staff member last validated at, else they must choose."""
+    with several, the store this device last validated at, else the one this staff member last
+    validated at, else they must choose (and can always change it)."""
     stores = [s for s in voucher.reward.usable_stores() if s.partner_id == voucher.partner_id]
     form = UseForm(formdata=formdata)
     form.store.choices = [SelectChoice(s.id, f"{s.name} · {s.city}" if s.city else s.name) for s in stores]
@@ -140,9 +153,14 @@ def _use_form(voucher: Voucher, formdata=None) -> UseForm:
         if len(stores) == 1:
             form.store.data = stores[0].id
         elif stores:
+            ids = {s.id for s in stores}
+            device = _device_store(voucher.partner_id)
+            if device in ids:
+                form.store.data = device
+                return form
             last = db.session.scalar(select(Voucher.used_store_id).where(Voucher.used_by_id == current_user.id)
                                      .order_by(Voucher.used_at.desc()).limit(1))
-            form.store.data = last if last in {s.id for s in stores} else 0
+            form.store.data = last if last in ids else 0
     return form
 
 
@@ -188,7 +206,10 @@ def use(code):
     db.session.commit()
     confirmation = _("Validated at %(store)s, %(time)s.", store=voucher.used_store.name,
                      time=format_datetime(voucher.used_at, "yyyy-MM-dd HH:mm"))
-    return _voucher_page(voucher, confirmation=confirmation)
+    response = _voucher_page(voucher, confirmation=confirmation)
+    response.set_cookie(STORE_COOKIE.format(partner_id=voucher.partner_id), str(voucher.used_store_id),
+                        max_age=STORE_COOKIE_AGE, httponly=True, samesite="Lax", secure=request.is_secure)
+    return response
 
 
 # -- the monthly statement ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ from blueprints.web import domain_message, render
 from models import Community, DomainError, Reward, db
 from models.levels import level_of
 from models.points import balance_of
-from models.rewards import REWARD_KINDS, new_nonce, redeem as redeem_reward
+from models.rewards import REWARD_KINDS, new_nonce, redeem as redeem_reward, redeem_refusal
 
 bp = Blueprint("rewards", __name__)
 
@@ -36,15 +36,39 @@ def index():
                   summary=summary)
 
 
-@bp.get("/<int:reward_id>")
-def show(reward_id):
-    """A reward: what it is, where it is accepted, its terms, and the redeem button."""
+def _active_or_404(reward_id: int) -> Reward:
     reward = db.get_or_404(Reward, reward_id)
     if not reward.active:
         abort(404)
+    return reward
+
+
+def _redeem_context(reward: Reward, error: str | None = None, voucher=None) -> dict:
+    """What the redeem box needs: why the viewer cannot redeem (None when they can), and the
+    facts of the confirmation (price, balance after, last day, stores)."""
+    member = current_user if current_user.is_authenticated else None
     level, balance = _member_status()
-    return render_template("rewards/show.html", reward=reward, level=level, balance=balance, nonce=new_nonce(),
-                           error=None)
+    refused = redeem_refusal(member, reward)
+    return dict(reward=reward, level=level, balance=balance, nonce=new_nonce(), error=error, voucher=voucher,
+                refusal=domain_message(refused) if refused is not None else None,
+                last_day=reward.last_day_if_redeemed(), stores=reward.usable_stores())
+
+
+@bp.get("/<int:reward_id>")
+def show(reward_id):
+    """A reward: what it is, where it is accepted, its terms, and the redeem button."""
+    return render_template("rewards/show.html", **_redeem_context(_active_or_404(reward_id)))
+
+
+@bp.get("/<int:reward_id>/confirm")
+@login_required
+def confirm(reward_id):
+    """The confirmation step without JavaScript: the same facts as the bottom sheet, and the real form."""
+    reward = _active_or_404(reward_id)
+    context = _redeem_context(reward)
+    if context["refusal"] is not None:
+        return redirect(url_for("rewards.show", reward_id=reward.id))
+    return render_template("rewards/confirm.html", **context)
 
 
 @bp.post("/<int:reward_id>/redeem")
@@ -56,14 +80,11 @@ def redeem(reward_id):
         voucher = redeem_reward(current_user, reward.id, request.form.get("nonce", ""))
     except DomainError as error:
         db.session.rollback()
-        level, balance = _member_status()
-        return render("rewards/show.html", "rewards/_redeem.html", status=422, reward=reward, level=level,
-                      balance=balance, nonce=new_nonce(), error=domain_message(error))
+        return render("rewards/show.html", "rewards/_redeem.html", status=422,
+                      **_redeem_context(reward, error=domain_message(error)))
     db.session.commit()
     if not wants_fragment():
         return redirect(url_for("me.voucher", code=voucher.code), 303)
-    level, balance = _member_status()
-    response = render("rewards/show.html", "rewards/_redeem.html", reward=reward, level=level, balance=balance,
-                      nonce=new_nonce(), error=None, voucher=voucher)
+    response = render("rewards/show.html", "rewards/_redeem.html", **_redeem_context(reward, voucher=voucher))
     response.headers["HX-Trigger"] = "points-changed"
     return response

@@ -18,7 +18,7 @@ class StoryForm(FlaskForm):
     community = SelectField(_l("Community"), coerce=int)
     title = StringField(_l("Title"), validators=[DataRequired(_l("Give your story a title.")),
                                                  Length(max=TITLE_MAX, message=_l("A title has at most %(max)d characters."))])
-    body = TextAreaField(_l("Your story (Markdown)"), validators=[
+    body = TextAreaField(_l("Your story"), validators=[
         DataRequired(_l("Write your story.")),
         Length(max=BODY_MAX, message=_l("A story has at most %(max)d characters.")),
     ])

@@ -1,7 +1,7 @@
 """Writing, previewing, editing and reading stories."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from wtforms import SelectChoice
@@ -56,14 +56,25 @@ def _edit(story: Story | None):
             if saved is not None:
                 if saved.status == "draft":
                     flash(_("Draft saved. Only you can see it."), "success")
-                    return redirect(url_for("stories.edit", story_id=saved.id))
+                    return _go(url_for("stories.edit", story_id=saved.id))
                 if saved.status == "review":
                     flash(_("Thanks! A moderator will check your story before it is shown."), "info")
                 else:
                     flash(_("Your story is published."), "success")
-                return redirect(url_for("stories.show", story_id=saved.id))
+                return _go(url_for("stories.show", story_id=saved.id))
     status = 422 if request.method == "POST" and preview is None else 200
-    return render_template("stories/edit.html", form=form, story=story, preview=preview, max_photos=MAX_PHOTOS), status
+    return render("stories/edit.html", "stories/_editor.html", status,
+                  form=form, story=story, preview=preview, max_photos=MAX_PHOTOS)
+
+
+def _go(url: str):
+    """Where a saved story leads. The editor's script (HX-Request) gets HX-Redirect and goes there
+    itself: a 302 followed inside its XMLHttpRequest would spend the flash message unseen."""
+    if request.headers.get("HX-Request") == "true":
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url)
 
 
 def _save(form: StoryForm, story: Story | None, publish: bool) -> Story | None:

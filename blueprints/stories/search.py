@@ -17,7 +17,7 @@ def search():
     query = " ".join((request.args.get("q") or "").split())[:QUERY_MAX]
     cursor = request.args.get("cursor")
     stories, terms, next_cursor = search_stories(query, cursor=cursor) if query else ([], [], None)
-    results = [(story, highlight(story.title, terms), snippet(story.body, terms)) for story in stories]
+    results = [(story, highlight(story.title, terms), snippet(story.plain_text, terms)) for story in stories]
     more_url = url_for("stories.search", q=query, cursor=next_cursor) if next_cursor else None
     context = dict(query=query, terms=terms, results=results, more_url=more_url)
     if cursor and wants_fragment():

@@ -30,6 +30,7 @@
     count: $("[data-checkin-count]"),
     total: $("[data-checkin-total]"),
     pending: $("[data-checkin-pending]"),
+    synced: $("[data-checkin-synced]"),
     net: $("[data-checkin-net]"),
     ready: $("[data-checkin-offline-ready]"),
     log: $("[data-checkin-log]"),
@@ -203,8 +204,10 @@
       return store("queue", "readwrite", function (s) { return s.put(item); }).then(function () {
         queue.push(item);
         shownId = item.id;
+        renderSynced(0);
         if (entry) {
-          show({ status: "ok", entry: entry });
+          // On the list, but only this phone knows yet: "recorded", until the server has it.
+          show({ status: "queued", entry: entry });
           addLog("ok", entry.nickname, item.scanned_at);
         } else {
           show({ status: "pending", message: msg.msgUnknown });
@@ -220,17 +223,20 @@
 
   var syncing = null;
   var again = false;  // a scan arrived while a sync was running: it may have read the queue before it
+  var sent = 0;       // scans the running sync has delivered so far (its batches added up)
 
   function flush() {
     if (syncing) {
       again = true;
       return syncing;
     }
+    sent = 0;
     syncing = sync().then(function (done) {
       syncing = null;
+      if (sent) renderSynced(sent);
       if (again) { again = false; return flush(); }
       return done;
-    }, function () { syncing = null; again = false; return false; });
+    }, function () { syncing = null; again = false; if (sent) renderSynced(sent); return false; });
     return syncing;
   }
 
@@ -278,6 +284,7 @@
       }
     });
     var done = batch.map(function (i) { return i.id; });
+    sent += done.length;
     return store("queue", "readwrite", function (s) { done.forEach(function (id) { s.delete(id); }); })
       .then(function () {
         queue = queue.filter(function (i) { return done.indexOf(i.id) < 0; });
@@ -304,8 +311,10 @@
   }
 
   function show(result) {
-    var verdicts = { ok: msg.msgOk, already: msg.msgAlready, refused: msg.msgRefused, pending: msg.msgPending };
+    var verdicts = { ok: msg.msgOk, queued: msg.msgQueued, already: msg.msgAlready, refused: msg.msgRefused,
+                     pending: msg.msgPending };
     var entry = result.entry;
+    var confirmed = result.status === "ok" && els.result.dataset.status === "queued";  // the same scan, now synced
     els.result.hidden = false;
     els.result.dataset.status = result.status;
     els.result.className = "checkin-result checkin-result-" + result.status;
@@ -315,7 +324,8 @@
     els.message.textContent = result.status === "already"
       ? msg.msgAlreadyAt.replace("{time}", fmtTime(result.at)) : (result.message || "");
     if (els.preview) els.preview.hidden = true;  // the banner answers for the ticket link too
-    if (navigator.vibrate) navigator.vibrate(result.status === "ok" ? 80 : [60, 60, 60]);
+    var good = result.status === "ok" || result.status === "queued";
+    if (navigator.vibrate && !confirmed) navigator.vibrate(good ? 80 : [60, 60, 60]);
   }
 
   function addLog(status, text, iso) {
@@ -347,6 +357,14 @@
     els.pending.dataset.checkinPending = String(n);
     els.pending.textContent = msg.msgWaiting.replace("{n}", n);
     els.pending.hidden = n === 0;
+  }
+
+  // "N check-ins synced" after a sync that sent N; hidden again once a new scan waits.
+  function renderSynced(n) {
+    if (!els.synced) return;
+    els.synced.dataset.checkinSynced = String(n);
+    els.synced.textContent = n ? (n === 1 ? msg.msgSyncedOne : msg.msgSyncedOther).replace("{n}", n) : "";
+    els.synced.hidden = !n;
   }
 
   function setNet(text) {

@@ -87,11 +87,11 @@ def test_check_in_offline_then_sync_when_back_online(page, context, factories, c
     _cut(context)
     before = utcnow()
     _type_code(page, alice_code)
-    result = page.locator("#checkin-result[data-status=ok]")
+    result = page.locator("#checkin-result[data-status=queued]")  # recorded on the phone, not yet synced
     result.wait_for()
     assert "电车阿丽" in result.inner_text()
     _type_code(page, bob_display.lower())  # typed as people do: lower case, with the dash
-    page.locator("#checkin-result[data-status=ok] [data-checkin-who]", has_text="老王").wait_for()
+    page.locator("#checkin-result[data-status=queued] [data-checkin-who]", has_text="老王").wait_for()
     after = utcnow()
     _pending(page, 2)
     assert page.locator("[data-checkin-pending]").is_visible()
@@ -261,7 +261,7 @@ def test_a_new_version_of_the_app_keeps_the_open_checkin_page_offline(page, cont
     page.reload()
     page.locator("#checkin[data-checkin-ready]").wait_for(state="attached")
     _type_code(page, regs[0][1])
-    page.locator("#checkin-result[data-status=ok]").wait_for()
+    page.locator("#checkin-result[data-status=queued]").wait_for()
     _pending(page, 1)
     _restore(context)
     _pending(page, 0)

@@ -38,8 +38,9 @@ def test_like_and_comment_in_place(page, factories, console_errors):
     assert page.evaluate("window.__marker") == 1, "commented with htmx, no full page load"
     assert page.locator("#comment-body-new").input_value() == "", "a fresh form after posting"
 
-    reply_box = page.locator("#comments .reply-box").first
-    reply_box.locator("summary").click()
+    page.locator("#comments .comment .menu-button").first.click()
+    page.locator("#comments .menu-popover").first.get_by_text("回复").click()
+    reply_box = page.locator("#comments .comment-panel[id^=reply-]").first
     reply_box.locator("textarea[name=body]").fill("自己补充一句：开座椅加热更省电")
     reply_box.locator("button[type=submit]").click()
     page.locator("#comments .replies .comment-body", has_text="开座椅加热更省电").wait_for()

@@ -1,0 +1,76 @@
+"""`flask seed-demo` shows the product: enough stories, photos, likes and comments that every feed
+scrolls to a second page, a member's home feed included (issue #10)."""
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+from html import unescape
+
+from sqlalchemy import func, select
+
+from demo import DEMO_PASSWORD
+from models import Community, Membership, Story, User, db
+from models.engagement import Comment, StoryLike
+from models.stories import FEED_SIZE, StoryPhoto
+from models.types import utcnow
+
+
+def _count(model, *where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def _more_link(html: str) -> str | None:
+    """The "More stories" link a feed page ends with (what infinite scroll loads next)."""
+    match = re.search(r'class="load-more" hx-get="([^"]+)"', html)
+    return unescape(match[1]) if match else None
+
+
+def test_seed_demo_fills_every_feed_past_its_first_page(app, runner):
+    started = time.process_time()  # CPU time: a busy CI machine's waits do not count
+    assert runner.invoke(args=["seed-demo"]).output.strip() == "demo data created"
+    spent = time.process_time() - started
+    assert spent < 30, f"seed-demo took {spent:.1f} s of CPU"  # ~8 s measured
+
+    published = _count(Story, Story.status == "published")
+    assert published >= 60
+    per_community = dict(db.session.execute(
+        select(Community.slug, func.count(Story.id)).join(Story, Story.community_id == Community.id)
+        .where(Story.status == "published").group_by(Community.slug)
+    ).all())
+    assert set(per_community) == {"ev", "women", "modding", "newcomers"}
+    assert min(per_community.values()) > FEED_SIZE, per_community
+
+    with_photos = db.session.scalar(select(func.count(func.distinct(StoryPhoto.story_id))))
+    assert with_photos >= published // 2
+    assert _count(StoryLike) >= 2 * published and _count(Comment) >= published
+    oldest, newest = db.session.execute(select(func.min(Story.published_at), func.max(Story.published_at))).one()
+    assert newest - oldest > timedelta(days=21) and newest <= utcnow()
+
+    # The photos are real files served like a member's (through the upload pipeline's keys).
+    client = app.test_client()
+    key = db.session.scalar(select(StoryPhoto.thumb_key).limit(1))
+    photo = client.get(f"/media/{key}")
+    assert photo.status_code == 200 and photo.mimetype == "image/jpeg" and photo.data[:2] == b"\xff\xd8"
+
+    # Visitors' home feed and each community's feed have a second page, and it holds stories.
+    for path in ["/"] + [f"/c/{slug}" for slug in per_community]:
+        more = _more_link(client.get(path).get_data(as_text=True))
+        assert more, f"{path} has no second page"
+        assert "/stories/" in client.get(more, headers={"HX-Request": "true"}).get_data(as_text=True)
+
+    # A member in a single community (a newcomer) also scrolls past the first page at home.
+    single = db.session.scalar(
+        select(User).join(Membership, Membership.user_id == User.id).where(User.phone.is_not(None))
+        .group_by(User.id).having(func.count() == 1).limit(1)
+    )
+    member = app.test_client()
+    assert member.post("/auth/login", data={"login": single.phone, "password": DEMO_PASSWORD}).status_code == 302
+    assert _more_link(member.get("/").get_data(as_text=True))
+
+    # A second run adds nothing.
+    counts = (_count(Story), _count(StoryPhoto), _count(StoryLike), _count(Comment), _count(User))
+    assert runner.invoke(args=["seed-demo"]).output.strip() == "demo data already present"
+    assert counts == (_count(Story), _count(StoryPhoto), _count(StoryLike), _count(Comment), _count(User))
+    # And the ledger behind all those likes and comments verifies clean.
+    assert " 0 mismatches" in runner.invoke(args=["points", "verify"]).output
