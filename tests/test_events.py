@@ -128,6 +128,10 @@ def test_level_priority_opens_signup_early_unless_suspended(factories):
     db.session.commit()
     assert opens_for(event, vip) < event.signup_opens_at
     assert priority_suspended_until(vip) is None
+    # The same level, suspended by two no-shows: the general opening, like everyone else.
+    _miss_two_events(factories, vip, now)
+    assert priority_suspended_until(vip) is not None
+    assert opens_for(event, vip) == event.signup_opens_at
 
 
 def test_capacity_cannot_drop_below_confirmed(factories):
@@ -264,21 +268,26 @@ def test_level_priority_opens_earlier_for_higher_levels(factories):
     assert _refusal(plain, vip) == "Signup opens for you on %(when)s.", "the event does not use priority"
 
 
-def test_two_no_shows_in_ninety_days_suspend_priority_for_ninety_days(factories):
-    now = utcnow()
-    vip = _vip(factories)
+def _miss_two_events(factories, member, now, days_ago=(40, 10)):
+    """MEMBER holds a seat at two past events and shows up at neither (completed: no-shows)."""
     organizer = factories.user(role="organizer", community=factories.communities()["ev"])
-    for days_ago in (40, 10):
-        past = factories.event(organizer=organizer, starts_at=now - timedelta(days=days_ago),
-                               signup_opens_at=now - timedelta(days=days_ago + 5),
-                               cancel_deadline=now - timedelta(days=days_ago + 1),
-                               signup_closes_at=now - timedelta(days=days_ago, hours=1), publish=False)
+    for ago in days_ago:
+        past = factories.event(organizer=organizer, starts_at=now - timedelta(days=ago),
+                               signup_opens_at=now - timedelta(days=ago + 5),
+                               cancel_deadline=now - timedelta(days=ago + 1),
+                               signup_closes_at=now - timedelta(days=ago, hours=1), publish=False)
         past.status = "published"
-        db.session.add(Registration(event_id=past.id, user_id=vip.id, state="confirmed", seq=1,
-                                    ticket_token=f"tok-{days_ago}-xxxxxxxxxxxx", code=f"AB{days_ago}Z"[:6]))
+        db.session.add(Registration(event_id=past.id, user_id=member.id, state="confirmed", seq=1,
+                                    ticket_token=f"tok-{member.id}-{ago}-xxxxxxxxxx", code=f"A{member.id % 10}{ago}Z"[:6]))
         db.session.commit()
         complete_event(db.session.merge(past), organizer)
         db.session.commit()
+
+
+def test_two_no_shows_in_ninety_days_suspend_priority_for_ninety_days(factories):
+    now = utcnow()
+    vip = _vip(factories)
+    _miss_two_events(factories, vip, now)
     until = priority_suspended_until(vip)
     assert until is not None and until.date() == (now - timedelta(days=10) + timedelta(hours=3) + timedelta(days=90)).date()
     event = factories.event(signup_opens_at=now + timedelta(hours=30), level_priority=True)

@@ -1,12 +1,15 @@
 """The rewards catalogue and redeeming: every refusal is clear and leaves points and stock exact."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
 from models import Notification, Reward, Voucher, db
 from models.points import balance_of, refund
 from models.rewards import format_code, new_code, new_nonce, normalise_code
+from models.types import utcnow
 
 
 @pytest.fixture
@@ -117,8 +120,15 @@ def test_per_member_limit_over_the_rewards_life(login_as, factories, make_reward
 
 
 def test_monthly_limit(login_as, factories, make_reward):
+    from models.rewards import redeem as redeem_now
+
     member = rich_member(factories, 5)
     reward = make_reward(per_member_limit=5, monthly_limit=1)
+    # Last month's voucher counts for the reward's lifetime limit, not for this month's.
+    last_month = utcnow() - timedelta(days=40)
+    refund(member, 100, key="last-month", reason="test points", now=last_month)
+    redeem_now(member, reward.id, new_nonce(), now=last_month)
+    db.session.commit()
     client = login_as(member)
     assert redeem(client, reward).status_code == 200
     refused = redeem(client, reward)

@@ -53,9 +53,18 @@ def _pending(page, n):
 
 
 def _eventually(page, script, arg=None, seconds=10):
-    """Until the async SCRIPT resolves truthy (wait_for_function takes any promise for true)."""
+    """Until the async SCRIPT resolves truthy (wait_for_function takes any promise for true).
+    A navigation under way destroys the page's context mid-evaluation: that counts as not yet."""
+    from playwright.sync_api import Error
+
     deadline = time.monotonic() + seconds
-    while not page.evaluate(script, arg):
+    while True:
+        try:
+            if page.evaluate(script, arg):
+                return
+        except Error as error:
+            if "Execution context was destroyed" not in str(error):
+                raise
         assert time.monotonic() < deadline, f"still false after {seconds}s: {script}"
         page.wait_for_timeout(200)
 
@@ -326,8 +335,11 @@ def test_logging_out_with_unsent_check_ins_asks_first(page, context, factories):
 
     page.once("dialog", lambda d: answer(d, accept=False))
     page.locator("form[action='/auth/logout'] button").click()
-    page.wait_for_timeout(500)
-    assert asked and "签到" in asked[0], asked
+    deadline = time.monotonic() + 10
+    while not asked:  # the confirmation comes once the page has counted the unsent scans
+        assert time.monotonic() < deadline, "logging out with an unsent scan asked nothing"
+        page.wait_for_timeout(100)
+    assert "签到" in asked[0], asked
     assert page.url.endswith("/me"), "still signed in: the scan is kept"
     assert page.evaluate(_DEVICE_DATA)["checkin_db"]
 
