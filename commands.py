@@ -1,4 +1,4 @@
-"""Command-line interface: `flask --app app users create|seed-demo|worker`."""
+"""Command-line interface: `flask --app app users create|points|seed-demo|worker|jobs`."""
 from __future__ import annotations
 
 import sys
@@ -104,7 +104,7 @@ def seed_demo():
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Run what is queued, then exit.")
 def worker(burst):
-    """Run queued jobs (RQ with REDIS_URL) and schedule periodic jobs; run exactly one scheduler per site."""
+    """Run the job outbox (through RQ with REDIS_URL) and enqueue periodic jobs; any number may run."""
     from services.jobs import run_worker
 
     app: Flask = current_app._get_current_object()
@@ -114,7 +114,47 @@ def worker(burst):
     run_worker(app, burst=burst)
 
 
+jobs_cli = AppGroup("jobs", help="The job outbox (services/jobs.py).")
+
+
+@jobs_cli.command("list")
+@click.option("--status", type=click.Choice(["queued", "running", "done", "failed"]), default=None,
+              help="Only rows in this state (default: all but done).")
+@click.option("--limit", type=int, default=50, show_default=True)
+def list_jobs(status, limit):
+    """Show outbox rows, newest first: id, state, attempts, when due, name and last error."""
+    from models.outbox import JobRow
+
+    query = db.select(JobRow).order_by(JobRow.id.desc()).limit(limit)
+    query = query.where(JobRow.status == status) if status else query.where(JobRow.status != "done")
+    for row in db.session.scalars(query):
+        error = (row.last_error or "").strip().splitlines()[-1:] or [""]
+        lease = f" lease {row.locked_until:%Y-%m-%d %H:%M:%S} {row.locked_by}" if row.status == "running" else ""
+        click.echo(f"{row.id}\t{row.status}\t{row.attempts}/{row.max_attempts}\t{row.run_at:%Y-%m-%d %H:%M:%S}Z"
+                   f"\t{row.name}{tuple(row.args)}{lease}\t{error[0][:200]}")
+
+
+@jobs_cli.command("retry")
+@click.argument("row_id", type=int)
+def retry_job(row_id):
+    """Queue failed job ROW_ID again now, with a fresh set of attempts."""
+    from models.outbox import JobRow, retry_failed
+    from services.jobs import registered
+
+    row = db.session.get(JobRow, row_id)
+    if row is None:
+        raise click.ClickException(f"no job row {row_id}")
+    job = registered(row.name)
+    if job is not None and job.sensitive:
+        raise click.ClickException(f"job row {row_id} ({row.name}) had its arguments cleared: it cannot run again")
+    if not retry_failed(db.session, row_id):
+        raise click.ClickException(f"job row {row_id} is {row.status}, not failed")
+    db.session.commit()
+    click.echo(f"job row {row_id} queued again")
+
+
 def register(app: Flask) -> None:
+    app.cli.add_command(jobs_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(points_cli)
     app.cli.add_command(seed_demo)

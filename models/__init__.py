@@ -55,3 +55,4 @@ from models.engagement import Comment, StoryLike  # noqa: E402,F401
 from models.moderation import Report  # noqa: E402,F401
 from models.search import StoryTerm  # noqa: E402,F401
 from models.events import Event, Registration  # noqa: E402,F401
+from models.outbox import JobRow  # noqa: E402,F401

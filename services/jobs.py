@@ -1,26 +1,61 @@
-"""Background jobs: `enqueue(job, *ids, run_at=None)` runs JOB after the current transaction commits.
+"""Background jobs through a durable outbox: `enqueue(job, *args, run_at=None, key=None)`.
 
-Three runners share one contract:
-- eager: synchronously right after the commit (tests); delayed jobs wait in a list until
-  `run_due()` is called;
-- thread: a background thread in this process (the default without Redis);
-- rq: an RQ queue on Redis (`REDIS_URL`), run by `flask --app app worker`.
-Jobs take ids, load what they need, commit once and can run twice without harm. A job that
-raises is retried with back-off. Periodic jobs are scheduled only by the worker process.
+`enqueue` writes a row in the `jobs` table (models/outbox.py) in the caller's transaction: a
+rollback, of the whole transaction or of the savepoint it was queued in, drops the job with
+everything else, and once the commit is done a crash cannot lose it. After the top-level
+commit the runner is nudged with the new rows' ids; the nudge only saves time, the row is the
+truth. A `key` makes the job unique: a second enqueue of the same key is a no-op.
+
+Dispatchers claim due rows (queued with run_at <= now, or running with an expired lease),
+run each in its own app context and session, and record the outcome on the row: `done`, or
+`queued` again with back-off (`Job.delay`), or `failed` once `max_attempts` are used.
+- eager (`JOBS_MODE=eager`, tests): the just-committed due rows run before the commit
+  returns, retries at once; delayed rows wait for `run_due(now)`. A job that fails for good
+  raises from the commit, so tests see it.
+- thread (the default without Redis): a daemon thread of the web process claims and runs
+  due rows, sleeping until the next run_at, a nudge, or POLL_SECONDS; so it also finds rows
+  left by a process that died.
+- rq (`REDIS_URL`): RQ carries only a row's id (`run_outbox_row`, RQ's retries off); the RQ
+  job claims that row if it is still due and runs it. `flask --app app worker` also polls
+  for due rows (retries, delayed jobs, rows whose nudge was lost because Redis was down) and
+  runs them itself. Duplicates in RQ are harmless: the claim decides.
+
+The guarantee is **at least once**. A claim takes a *lease*: the row is `running`,
+`locked_by` its runner, until `locked_until` (`Job.lease`, DEFAULT_LEASE unless the job says
+otherwise). A runner that dies leaves the row running; once the lease has expired another
+runner reclaims it (a new attempt). So a job may run again after a crash between its own
+commit and being marked done, or when it runs longer than its lease: every job must be
+idempotent (keyed ledger postings, notifications with dedupe keys, conditional updates) and
+finish well within its lease. A runner records an outcome only while it still holds the row
+(same `locked_by` and attempt), so a late runner never overwrites a reclaimed row.
+
+Stuck and failed jobs are rows: `flask --app app jobs list [--status failed]` shows them with
+their last error, `flask --app app jobs retry ID` queues a failed one again. A job that fails
+for good is also logged as an error (`cheyou.jobs`).
+
+Arguments are stored as JSON in clear text. A job declared `@job(sensitive=True)` (the SMS
+code) has its arguments cleared once it is done or failed for good; done rows are purged
+after 14 days (`purge_finished_jobs`, periodic).
+
+Periodic jobs are enqueued by the worker process only, with a dedupe key per tick, so several
+workers never enqueue the same tick twice.
 """
 from __future__ import annotations
 
-import heapq
-import itertools
+import json
 import logging
+import os
+import socket
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from flask import Flask, current_app
-from sqlalchemy import event
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 log = logging.getLogger("cheyou.jobs")
@@ -28,6 +63,9 @@ log = logging.getLogger("cheyou.jobs")
 _REGISTRY: dict[str, "Job"] = {}
 _PERIODIC: dict[str, timedelta] = {}
 QUEUE_NAME = "cheyou"
+DEFAULT_LEASE = timedelta(minutes=5)
+POLL_SECONDS = 2.0  # how often an idle dispatcher looks for rows nobody nudged it about
+BATCH = 1  # rows claimed at once: a lease starts when its run does, and runners share the work
 
 
 @dataclass
@@ -36,21 +74,33 @@ class Job:
     func: Callable
     retries: int = 3
     backoff: tuple[float, ...] = (10, 60, 300)
+    lease: timedelta = DEFAULT_LEASE
+    sensitive: bool = False  # arguments are cleared once the job has run (done or failed)
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ATTEMPT (1-based); the last value repeats."""
         return self.backoff[min(attempt, len(self.backoff)) - 1]
 
-    def __call__(self, *ids):
-        return self.func(*ids)
+    def __call__(self, *args):
+        return self.func(*args)
 
 
-def job(func=None, *, retries: int = 3, backoff: tuple[float, ...] = (10, 60, 300)):
-    """Register FUNC as a job, addressable by its dotted name."""
+def job(func=None, *, retries: int = 3, backoff: tuple[float, ...] = (10, 60, 300),
+        lease: timedelta | float = DEFAULT_LEASE, sensitive: bool = False):
+    """Register FUNC as a job, addressable by its dotted name.
+
+    LEASE (a timedelta or seconds) is how long a run may take before another runner may
+    assume this one died and run the job again."""
+    if not isinstance(lease, timedelta):
+        lease = timedelta(seconds=lease)
 
     def wrap(f):
         name = f"{f.__module__}.{f.__name__}"
-        _REGISTRY[name] = Job(name, f, retries, backoff)
+        _REGISTRY[name] = Job(name, f, retries, tuple(backoff), lease, sensitive)
         return _REGISTRY[name]
 
     return wrap(func) if func else wrap
@@ -67,22 +117,47 @@ def periodic(every: timedelta, **kw):
     return wrap
 
 
-def enqueue(job_or_name, *ids, run_at: datetime | None = None) -> None:
-    """Queue a job to run after the current transaction commits (dropped if it rolls back).
+def registered(name: str) -> Job | None:
+    """The job registered under NAME, if this process knows it."""
+    return _REGISTRY.get(name)
 
-    Only the commit of the top-level transaction dispatches: releasing a savepoint does not,
-    and rolling one back drops just the jobs queued inside it.
+
+def enqueue(job_or_name, *args, run_at: datetime | None = None, key: str | None = None):
+    """Write a job row in the current transaction; it runs after the commit (never if it rolls back).
+
+    ARGS must be JSON values (ids, short strings). With KEY, a second enqueue of the same key
+    (in this transaction or any other, ever, until the row is purged) is a no-op. Returns the
+    row, or None when KEY was already taken. Only the top-level commit nudges the runner:
+    releasing a savepoint does not, and rolling one back drops just the rows queued inside it.
     """
     from models import db
+    from models.outbox import JobRow
+    from models.types import utcnow
 
     name = job_or_name.name if isinstance(job_or_name, Job) else str(job_or_name)
     if name not in _REGISTRY:
         raise KeyError(f"unknown job {name!r}")
+    args = list(args)
+    json.dumps(args)  # refuse what the JSON column could not store, here rather than at flush
     session = db.session()
     if not session.in_transaction():
-        session.begin()  # so that a rollback before any SQL still drops the job
+        session.begin()
     savepoint = session.get_nested_transaction()
-    session.info.setdefault("pending_jobs", []).append((name, ids, run_at, savepoint))
+    row = JobRow(name=name, args=args, run_at=run_at or utcnow(), status="queued", attempts=0,
+                 max_attempts=_REGISTRY[name].max_attempts, dedupe_key=key)
+    if key is None:
+        session.add(row)
+        session.flush()
+    else:
+        if session.scalar(select(JobRow.id).where(JobRow.dedupe_key == key)) is not None:
+            return None
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # a concurrent transaction took the key first: theirs stands
+            return None
+    session.info.setdefault("pending_jobs", []).append((row.id, row.run_at, savepoint))
+    return row
 
 
 def _within(transaction, savepoint) -> bool:
@@ -96,7 +171,7 @@ def _within(transaction, savepoint) -> bool:
 
 @event.listens_for(Session, "after_commit")
 def _commit_pending(session):
-    # Fires for a released savepoint too: only the top-level commit makes the jobs due.
+    # Fires for a released savepoint too: only the top-level commit makes the rows due.
     if session.in_nested_transaction():
         return
     pending = session.info.pop("pending_jobs", None)
@@ -107,46 +182,37 @@ def _commit_pending(session):
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_on_rollback(session, previous_transaction):
     # What was rolled back: the nearest savepoint or the top-level transaction (a failed
-    # flush rolls back from an inner subtransaction to one of those).
+    # flush rolls back from an inner subtransaction to one of those). The rows went with it.
     boundary = previous_transaction
     while boundary.parent is not None and not boundary.nested:
         boundary = boundary.parent
-    if boundary.nested:  # a savepoint: drop only what was queued inside it
+    if boundary.nested:  # a savepoint: forget only what was queued inside it
         pending = session.info.get("pending_jobs")
         if pending:
-            pending[:] = [p for p in pending if not _within(p[3], boundary)]
+            pending[:] = [p for p in pending if not _within(p[2], boundary)]
     else:
         session.info.pop("pending_jobs", None)
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _dispatch_after_commit(session, transaction):
-    """Submit the committed jobs once the transaction is over and its connection released."""
+def _nudge_after_commit(session, transaction):
+    """Tell the runner about the committed rows once the transaction is over and its connection released."""
     if transaction.parent is not None:
         return
-    session.info.pop("pending_jobs", None)  # ended without a commit (closed): dropped
+    session.info.pop("pending_jobs", None)  # ended without a commit (closed): the rows are gone
     committed = session.info.pop("committed_jobs", None)
-    if not committed:
-        return
-    runner = current_app.extensions["jobs"]
-    error = None
-    for name, ids, run_at, _ in committed:
-        try:
-            runner.submit(name, ids, run_at)
-        except Exception as exc:  # submit the others; then report the first failure
-            error = error or exc
-    if error is not None:
-        raise error
+    if committed:
+        current_app.extensions["jobs"].nudge([(row_id, run_at) for row_id, run_at, _ in committed])
 
 
-def execute(app: Flask, name: str, ids) -> None:
+def execute(app: Flask, name: str, args) -> None:
     """Run one job once, in its own app context and session."""
     from models import db
 
     with app.app_context():
         token = db.write_intent.set(True)
         try:
-            _REGISTRY[name].func(*ids)
+            _REGISTRY[name].func(*args)
         except Exception:
             db.session.rollback()
             raise
@@ -155,120 +221,264 @@ def execute(app: Flask, name: str, ids) -> None:
             db.write_intent.reset(token)  # an eager job must not change its caller's intent
 
 
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _runner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:120]
+
+
+@dataclass
+class Outcome:
+    """What happened to one claimed row: `error` is None on success; `final` when it will not be retried."""
+
+    claim: object
+    error: Exception | None = None
+    final: bool = False
+
+
+@dataclass
+class Dispatcher:
+    """Claims due rows, runs each, records the outcome on its row. Shared by every runner.
+
+    IMMEDIATE_RETRY (the eager runner) queues a failed attempt again at once instead of after
+    its back-off, so a test sees every attempt before the commit returns."""
+
+    app: Flask
+    immediate_retry: bool = False
+
+    def _in_session(self, work, write=True):
+        from models import db
+
+        with self.app.app_context():
+            token = db.write_intent.set(write)  # SQLite: BEGIN IMMEDIATE for claims and outcomes
+            try:
+                result = work(db.session)
+                if write:
+                    db.session.commit()
+                return result
+            finally:
+                db.session.remove()
+                db.write_intent.reset(token)
+
+    def claim(self, now: datetime, ids=None, limit: int = BATCH):
+        from models.outbox import claim_due
+
+        leases = {name: j.lease for name, j in _REGISTRY.items()}
+        return self._in_session(lambda s: claim_due(s, now, _runner_id(), leases, ids=ids, limit=limit))
+
+    def next_due_at(self) -> datetime | None:
+        from models.outbox import next_due_at
+
+        return self._in_session(lambda s: next_due_at(s, list(_REGISTRY)), write=False)
+
+    def run_claim(self, claim, now: datetime | None = None) -> Outcome:
+        """Run a claimed row and record how it went (only while this runner still holds it)."""
+        from models.outbox import mark_done, mark_failed
+
+        job_ = _REGISTRY[claim.name]
+        try:
+            execute(self.app, claim.name, claim.args)
+        except Exception as exc:
+            at = _utcnow()
+            final = claim.attempts >= claim.max_attempts
+            if final:
+                log.error("job %s%s (row %s) failed for good after %s attempts", claim.name, claim.args,
+                          claim.id, claim.attempts, exc_info=exc)
+                retry_at = None
+            else:
+                retry_at = (now or at) if self.immediate_retry else at + timedelta(seconds=job_.delay(claim.attempts))
+                log.warning("job %s%s (row %s) failed (attempt %s), retry at %s: %s", claim.name, claim.args,
+                            claim.id, claim.attempts, retry_at.isoformat(timespec="seconds"), exc)
+            error = "".join(traceback.format_exception(exc))[-4000:]
+            recorded = self._in_session(lambda s: mark_failed(s, claim, at, error, retry_at, job_.sensitive))
+            if not recorded:
+                log.warning("job row %s: lease lost before the failure was recorded", claim.id)
+            return Outcome(claim, exc, final)
+        if not self._in_session(lambda s: mark_done(s, claim, _utcnow(), job_.sensitive)):
+            log.warning("job row %s: lease lost before it was marked done (it may run again)", claim.id)
+        return Outcome(claim)
+
+    def run_due(self, now: datetime | None = None, ids=None) -> list[Outcome]:
+        """Claim and run due rows (only IDS, when given) until none is left; NOW defaults to the clock."""
+        outcomes = []
+        while True:
+            at = now or _utcnow()
+            claims = self.claim(at, ids=ids)
+            if not claims:
+                return outcomes
+            for claim in claims:
+                outcomes.append(self.run_claim(claim, now))
+
+    def serve(self, stop: threading.Event, wake: threading.Event | None = None, poll: float = POLL_SECONDS):
+        """Loop until STOP: run what is due, then sleep until the next run_at, a WAKE, or POLL seconds."""
+        wake = wake or threading.Event()
+        while not stop.is_set():
+            wake.clear()  # before looking, so a nudge that arrives meanwhile is not lost
+            try:
+                # A read first: an idle loop never takes SQLite's write lock.
+                nxt = self.next_due_at()
+                if nxt is not None and nxt <= _utcnow():
+                    if self.run_due():
+                        continue
+                    wait = 0.2  # due, but another runner took it this instant: never spin
+                else:
+                    wait = poll if nxt is None else min(poll, max((nxt - _utcnow()).total_seconds(), 0.01))
+            except Exception:
+                log.exception("job dispatcher: looking for due jobs failed")
+                wait = poll * 5
+            if stop.is_set():
+                return
+            wake.wait(wait)
+
+
 class EagerRunner:
-    """Runs jobs synchronously at commit; keeps delayed ones until `run_due()`."""
+    """Runs the just-committed due rows synchronously; delayed rows wait until `run_due()`."""
 
     def __init__(self, app: Flask):
         self.app = app
-        self.scheduled: list[tuple[datetime, str, tuple]] = []
+        self.dispatcher = Dispatcher(app, immediate_retry=True)
         self.failures: list[tuple[str, tuple, Exception]] = []
 
-    def submit(self, name, ids, run_at=None):
-        if run_at is not None and run_at > datetime.now(timezone.utc):
-            self.scheduled.append((run_at, name, tuple(ids)))
-            return
-        job_ = _REGISTRY[name]
-        for attempt in range(job_.retries + 1):
-            try:
-                execute(self.app, name, ids)
-                return
-            except Exception as exc:  # retried, then recorded and re-raised for the test to see
-                log.warning("job %s%s failed (attempt %s): %s", name, ids, attempt + 1, exc)
-                last = exc
-        self.failures.append((name, tuple(ids), last))
-        raise last
+    @property
+    def scheduled(self) -> list[tuple[datetime, str, tuple]]:
+        """Queued rows not yet due: (run_at, name, args), soonest first."""
+        from models.outbox import JobRow
+
+        def read(session):
+            rows = session.execute(select(JobRow.run_at, JobRow.name, JobRow.args)
+                                   .where(JobRow.status == "queued", JobRow.run_at > _utcnow())
+                                   .order_by(JobRow.run_at, JobRow.id)).all()
+            return [(run_at, name, tuple(args)) for run_at, name, args in rows]
+
+        return self.dispatcher._in_session(read, write=False)
+
+    def nudge(self, rows):
+        now = _utcnow()
+        due = [row_id for row_id, run_at in rows if run_at <= now]
+        if due:
+            self._run(self.dispatcher.run_due(ids=due))
 
     def run_due(self, now: datetime | None = None) -> int:
-        now = now or datetime.now(timezone.utc)
-        due = [s for s in self.scheduled if s[0] <= now]
-        self.scheduled = [s for s in self.scheduled if s[0] > now]
-        for _, name, ids in sorted(due, key=lambda s: s[0]):
-            self.submit(name, ids)
-        return len(due)
+        return self._run(self.dispatcher.run_due(now or _utcnow()))
+
+    def _run(self, outcomes) -> int:
+        failed = [o for o in outcomes if o.final]
+        for o in failed:
+            self.failures.append((o.claim.name, o.claim.args, o.error))
+        if failed:
+            raise failed[0].error  # after the other rows ran, as a test expects to see it
+        return len({o.claim.id for o in outcomes})
 
 
 class ThreadRunner:
-    """A background thread with a time-ordered heap; retries re-enter the heap with back-off."""
+    """A daemon thread of this process that serves the outbox (started by the first request or nudge)."""
 
     def __init__(self, app: Flask):
         self.app = app
-        self._heap: list = []
-        self._seq = itertools.count()
-        self._cv = threading.Condition()
+        self.dispatcher = Dispatcher(app)
+        self.autostart = True
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._stopping = False
 
-    def submit(self, name, ids, run_at=None, attempt=0):
-        at = run_at.timestamp() if run_at else time.time()
-        with self._cv:
-            heapq.heappush(self._heap, (at, next(self._seq), name, tuple(ids), attempt))
+    def start(self):
+        with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="cheyou-jobs", daemon=True)
+                self._stop.clear()
+                self._thread = threading.Thread(target=self.dispatcher.serve, args=(self._stop, self._wake),
+                                                name="cheyou-jobs", daemon=True)
                 self._thread.start()
-            self._cv.notify()
+
+    def nudge(self, rows):
+        if self.autostart:
+            self.start()
+        self._wake.set()
 
     def pending(self) -> int:
-        with self._cv:
-            return len(self._heap)
+        """Rows queued or running (committed ones: what another session would see)."""
+        from models.outbox import JobRow
+
+        return self.dispatcher._in_session(
+            lambda s: s.scalar(select(func.count()).select_from(JobRow).where(JobRow.status.in_(("queued", "running")))),
+            write=False)
 
     def stop(self):
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
-
-    def _loop(self):
-        while True:
-            with self._cv:
-                while not self._stopping and (not self._heap or self._heap[0][0] > time.time()):
-                    self._cv.wait(timeout=(self._heap[0][0] - time.time()) if self._heap else None)
-                if self._stopping:
-                    return
-                _, _, name, ids, attempt = heapq.heappop(self._heap)
-            try:
-                execute(self.app, name, ids)
-            except Exception:
-                job_ = _REGISTRY[name]
-                if attempt < job_.retries:
-                    wait = job_.delay(attempt + 1)
-                    log.warning("job %s%s failed, retry %s in %ss", name, ids, attempt + 1, wait, exc_info=True)
-                    self.submit(name, ids, datetime.now(timezone.utc) + timedelta(seconds=wait), attempt + 1)
-                else:
-                    log.error("job %s%s failed for good", name, ids, exc_info=True)
+        self._stop.set()
+        self._wake.set()
 
 
 class RqRunner:
-    """Jobs on a Redis queue, run by RQ workers (`flask --app app worker`)."""
+    """RQ carries the ids of due rows to `flask --app app worker`; the rows stay the truth."""
 
     def __init__(self, app: Flask):
         from redis import Redis
         from rq import Queue
 
         self.app = app
+        self.dispatcher = Dispatcher(app)
         self.redis = Redis.from_url(app.config["REDIS_URL"])
         self.queue = Queue(QUEUE_NAME, connection=self.redis)
 
-    def submit(self, name, ids, run_at=None):
-        from rq import Retry
+    def nudge(self, rows):
+        from redis.exceptions import RedisError
 
-        job_ = _REGISTRY[name]
-        retry = Retry(max=job_.retries, interval=list(job_.backoff)) if job_.retries else None
-        if run_at is not None and run_at > datetime.now(timezone.utc):
-            self.queue.enqueue_at(run_at, run_rq_job, name, *ids, retry=retry)
-        else:
-            self.queue.enqueue(run_rq_job, name, *ids, retry=retry)
+        now = _utcnow()
+        try:
+            for row_id, run_at in rows:
+                if run_at <= now:  # delayed rows are found by the worker's poller when due
+                    self.hand_over(row_id)
+        except (RedisError, OSError) as exc:
+            # Nothing is lost: the committed rows wait for the worker's poller.
+            log.warning("could not hand jobs to RQ (%s): the worker will find them in the outbox", exc)
+
+    def hand_over(self, row_id: int):
+        self.queue.enqueue(run_outbox_row, row_id, retry=None, job_timeout=_rq_timeout())
+
+
+def _rq_timeout() -> int:
+    # RQ stops a work horse after this; the row's lease (at most the longest) then lets another run it.
+    return int(max([DEFAULT_LEASE] + [j.lease for j in _REGISTRY.values()]).total_seconds()) + 60
 
 
 _worker_app: Flask | None = None
 
 
-def run_rq_job(name: str, *ids):
-    """Entry point RQ calls in the worker: run the job inside the worker's app."""
+def _app_for_worker() -> Flask:
     global _worker_app
     if _worker_app is None:
         from app import create_app
 
         _worker_app = create_app()
-    execute(_worker_app, name, ids)
+    return _worker_app
+
+
+def run_outbox_row(row_id: int) -> str:
+    """Entry point RQ calls in the worker: claim row ROW_ID if it is still due, run it, record it."""
+    outcomes = _app_for_worker().extensions["jobs"].dispatcher.run_due(ids=[row_id])
+    if not outcomes:
+        return "not due (already run, running elsewhere, or delayed)"
+    last = outcomes[-1]
+    return "done" if last.error is None else ("failed" if last.final else "queued for retry")
+
+
+def _dispose_pools_in_child():
+    # An RQ work horse is a fork of the worker, whose threads use the database: the child must
+    # not share their pooled connections (SQLAlchemy: dispose(close=False) after fork).
+    app = _worker_app
+    if app is None:
+        return
+    from models import db
+
+    with app.app_context():
+        for engine in db.engines.values():
+            engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_dispose_pools_in_child)
 
 
 def init_app(app: Flask) -> None:
@@ -277,6 +487,13 @@ def init_app(app: Flask) -> None:
     mode = app.config.get("JOBS_MODE", "thread")
     runner = {"eager": EagerRunner, "thread": ThreadRunner, "rq": RqRunner}[mode](app)
     app.extensions["jobs"] = runner
+    if isinstance(runner, ThreadRunner):
+        @app.before_request
+        def _serve_outbox():
+            # Started by the first request, not at import: a forking server (gunicorn) starts
+            # one per worker, and CLI commands such as `db upgrade` start none.
+            if runner.autostart and (runner._thread is None or not runner._thread.is_alive()):
+                runner.start()
 
 
 def periodic_jobs() -> dict[str, timedelta]:
@@ -284,57 +501,70 @@ def periodic_jobs() -> dict[str, timedelta]:
 
 
 def schedule_periodic(app: Flask, now: float | None = None, last_run: dict | None = None) -> list[str]:
-    """Enqueue every periodic job that is due; called in a loop by the worker process only.
+    """Enqueue every periodic job whose tick has no row yet; called in a loop by the worker process.
 
-    With Redis, a `SET NX PX` key per job elects one scheduler per interval, so several
-    worker instances never enqueue the same tick twice.
-    """
+    The dedupe key `periodic:NAME:TICK` (TICK = now // every) makes the database elect one
+    enqueue per interval, however many workers run. LAST_RUN lets one process skip the
+    query for jobs it enqueued less than their interval ago. Returns the names enqueued."""
+    from models import db
+
     now = now or time.time()
-    runner = app.extensions["jobs"]
     queued = []
-    for name, every in _PERIODIC.items():
-        if isinstance(runner, RqRunner):
-            if not runner.redis.set(f"cheyou:periodic:{name}", str(now), nx=True, px=int(every.total_seconds() * 1000)):
-                continue
-        else:
-            if last_run is not None and now - last_run.get(name, 0) < every.total_seconds():
-                continue
+    with app.app_context():
+        for name, every in _PERIODIC.items():
+            seconds = every.total_seconds()
             if last_run is not None:
+                if now - last_run.get(name, float("-inf")) < seconds:
+                    continue
                 last_run[name] = now
-        runner.submit(name, ())
-        queued.append(name)
+            if enqueue(name, key=f"periodic:{name}:{int(now // seconds)}") is not None:
+                queued.append(name)
+        db.session.commit()
+        db.session.remove()
     return queued
 
 
 def run_worker(app: Flask, burst: bool = False) -> None:
-    """The worker process: schedules periodic jobs and, with Redis, runs the queue."""
+    """The worker process: enqueues periodic jobs and runs the outbox (through RQ with Redis).
+
+    BURST runs what is due now (retries still in their back-off wait for a later run), then returns."""
     global _worker_app
     _worker_app = app
     runner = app.extensions["jobs"]
+    if isinstance(runner, ThreadRunner):
+        runner.autostart = False  # this process dispatches below, in a thread of its own choosing
+    dispatcher: Dispatcher = runner.dispatcher
     stop = threading.Event()
+    try:
+        schedule_periodic(app, last_run=(last_run := {}))
+    except Exception:
+        log.exception("periodic scheduling failed")
+    if burst:
+        if isinstance(runner, RqRunner):
+            from rq import Worker
+
+            Worker([runner.queue], connection=runner.redis).work(burst=True)
+        dispatcher.run_due()
+        return
 
     def scheduler():
-        last_run: dict = {}
-        while not stop.is_set():
+        while not stop.wait(30):
             try:
                 schedule_periodic(app, last_run=last_run)
             except Exception:
                 log.exception("periodic scheduling failed")
-            stop.wait(30)
 
-    if burst:
-        schedule_periodic(app, last_run={})
-    else:
-        threading.Thread(target=scheduler, name="cheyou-periodic", daemon=True).start()
+    threading.Thread(target=scheduler, name="cheyou-periodic", daemon=True).start()
     try:
         if isinstance(runner, RqRunner):
             from rq import Worker
 
-            worker = Worker([runner.queue], connection=runner.redis)
-            worker.work(with_scheduler=True, burst=burst)
+            # The poller runs retries, delayed rows and rows whose nudge never reached Redis.
+            threading.Thread(target=dispatcher.serve, args=(stop, None, POLL_SECONDS * 2),
+                             name="cheyou-outbox-poller", daemon=True).start()
+            Worker([runner.queue], connection=runner.redis).work(burst=False)
         else:
-            log.info("no REDIS_URL: the worker runs periodic jobs in this process")
-            while not burst:
-                time.sleep(3600)
+            log.info("no REDIS_URL: the worker runs the outbox in this process")
+            dispatcher.serve(stop, getattr(runner, "_wake", None))
     finally:
         stop.set()

@@ -17,14 +17,26 @@ def purge_sms_codes():
     db.session.commit()
 
 
-@job
+@job(sensitive=True)
 def send_sms_code(phone: str, code: str, purpose: str):
-    """Hand a verification code to the configured SMS provider (outside the request)."""
+    """Hand a verification code to the configured SMS provider (outside the request).
+
+    Sensitive: the code waits in the outbox in clear text until it is sent; then the row's
+    arguments are cleared (services/jobs.py)."""
     from flask import current_app
 
     from services.sms import get_backend
 
     get_backend(current_app).send_code(phone, code, purpose)
+
+
+@periodic(timedelta(hours=6))
+def purge_finished_jobs():
+    """Delete outbox rows done more than 14 days ago (failed ones after 90): the table stays small."""
+    from models.outbox import purge_finished
+
+    purge_finished(db.session)
+    db.session.commit()
 
 
 @job

@@ -112,9 +112,7 @@ def _clean_db(app, request):
 
     limiter.enabled = False  # another create_app() in a test may have switched it back on
     app.extensions["sms"].sent.clear() if "sms" in app.extensions else None
-    runner = app.extensions["jobs"]
-    runner.scheduled.clear()
-    runner.failures.clear()
+    app.extensions["jobs"].failures.clear()  # the job rows themselves go with the tables
     yield
     db.session.remove()
     if "corrupts_ledger" not in request.keywords:
@@ -197,3 +195,41 @@ def count_queries(app):
             event.remove(db.engine, "before_cursor_execute", before)
 
     return counting
+
+
+@pytest.fixture
+def make_app(app, tmp_path):
+    """Build another app on the test database with JOBS_MODE=MODE; stopped and disposed after."""
+    from app import create_app, limiter
+    from services.jobs import ThreadRunner
+
+    made = []
+    limiter_enabled = limiter.enabled
+
+    def make(mode="thread", **config):
+        other = create_app(
+            {
+                "TESTING": True,
+                "SECRET_KEY": "x",
+                "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+                "JOBS_MODE": mode,
+                "RATELIMIT_ENABLED": False,  # leaves the shared limiter as the test app set it
+                **config,
+            },
+            instance_path=str(tmp_path / f"instance-{len(made)}"),
+        )
+        made.append(other)
+        return other
+
+    yield make
+    limiter.enabled = limiter_enabled
+    for other in made:
+        runner = other.extensions["jobs"]
+        if isinstance(runner, ThreadRunner):
+            runner.stop()
+            if runner._thread is not None:
+                runner._thread.join(timeout=10)
+                assert not runner._thread.is_alive()
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()

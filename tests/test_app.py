@@ -43,7 +43,9 @@ def test_unknown_page_is_a_styled_chinese_404(client):
 
 
 def test_server_error_shows_a_friendly_page_without_a_trace(tmp_path):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "x"}, instance_path=str(tmp_path))
+    # Eager jobs: a thread-mode app would start its outbox thread at this first request.
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "x", "JOBS_MODE": "eager"},
+                     instance_path=str(tmp_path))
 
     @app.get("/__boom")
     def boom():

@@ -1,4 +1,4 @@
-"""Background jobs: `enqueue(job, *ids, run_at=None)` runs after the commit, on every runner.
+"""Background jobs: `enqueue(job, *args, run_at=None)` runs after the commit, on every runner.
 
 Real parts throughout: the eager runner of the test app, a ThreadRunner app and an RQ app on
 the same database, a real Redis (its own database number, flushed) and RQ's own workers.
@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import services.jobs
-from models import Notification, SmsCode, User, db, notify
+from models import JobRow, Notification, SmsCode, User, db, notify
 from models.types import utcnow
 from services.jobs import (
     QUEUE_NAME,
@@ -248,43 +248,6 @@ def test_job_delay_accepts_fractions_of_a_second():
 # --- separate apps on the same database: thread and RQ runners -------------------------------
 
 
-@pytest.fixture
-def make_app(app, tmp_path):
-    """Build another app on the test database with JOBS_MODE=MODE; stopped and disposed after."""
-    from app import create_app, limiter
-
-    made = []
-    limiter_enabled = limiter.enabled
-
-    def make(mode, **config):
-        other = create_app(
-            {
-                "TESTING": True,
-                "SECRET_KEY": "x",
-                "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-                "JOBS_MODE": mode,
-                "RATELIMIT_ENABLED": False,  # leaves the shared limiter as the test app set it
-                **config,
-            },
-            instance_path=str(tmp_path / f"instance-{len(made)}"),
-        )
-        made.append(other)
-        return other
-
-    yield make
-    limiter.enabled = limiter_enabled
-    for other in made:
-        runner = other.extensions["jobs"]
-        if isinstance(runner, ThreadRunner):
-            runner.stop()
-            if runner._thread is not None:
-                runner._thread.join(timeout=5)
-                assert not runner._thread.is_alive()
-        with other.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
 def test_thread_runner_runs_the_job_in_the_background_after_commit(make_app):
     thread_app = make_app("thread")
     runner = thread_app.extensions["jobs"]
@@ -312,7 +275,7 @@ def test_thread_runner_retries_a_failing_job_with_back_off(make_app):
     assert ATTEMPTS["once"] == 2
     first, second = ATTEMPT_TIMES["once"]
     assert second - first >= 0.09  # waited its back-off before the retry
-    assert runner.pending() == 0
+    assert _wait_for(lambda: runner.pending() == 0)  # marked done just after it ran
 
 
 def test_thread_runner_drops_jobs_on_rollback_and_gives_up_after_retries(make_app):
@@ -324,11 +287,25 @@ def test_thread_runner_drops_jobs_on_rollback_and_gives_up_after_retries(make_ap
         enqueue(flaky_fast, "never", 99)
         enqueue(record, "marker")
         db.session.commit()
-    assert _wait_for(lambda: ATTEMPTS["never"] == 3 and "marker" in RUNS)
-    time.sleep(0.3)  # longer than the back-off: no fourth attempt comes
-    assert ATTEMPTS["never"] == flaky_fast.retries + 1 == 3
+    assert _wait_for(lambda: _rows("tests.test_jobs.flaky_fast", status="failed") and "marker" in RUNS)
+    # Failed for good: its row says so, so no fourth attempt can come.
+    [failed] = _rows("tests.test_jobs.flaky_fast")
+    assert failed.attempts == failed.max_attempts == flaky_fast.retries + 1 == 3
+    assert "never: attempt 3 fails" in failed.last_error
+    assert ATTEMPTS["never"] == 3
     assert RUNS == ["marker"]
-    assert runner.pending() == 0
+    assert _wait_for(lambda: runner.pending() == 0)
+    assert [r.args for r in _rows("tests.test_jobs.record")] == [["marker"]]  # the rolled-back row never existed
+
+
+def _rows(name=None, status=None) -> list[JobRow]:
+    db.session.rollback()  # see what the runners committed
+    query = select(JobRow).order_by(JobRow.id)
+    if name:
+        query = query.where(JobRow.name == name)
+    if status:
+        query = query.where(JobRow.status == status)
+    return list(db.session.scalars(query))
 
 
 # --- RQ on a real Redis ----------------------------------------------------------------------
@@ -376,7 +353,7 @@ def _work(rq_app):
     return SimpleWorker([runner.queue], connection=runner.redis).work(burst=True)
 
 
-def test_rq_job_is_queued_at_commit_and_run_by_a_worker(rq_app):
+def test_rq_job_carries_only_the_row_id_and_is_run_by_a_worker(rq_app):
     runner = rq_app.extensions["jobs"]
     with rq_app.app_context():
         user = _member("队列")
@@ -385,20 +362,41 @@ def test_rq_job_is_queued_at_commit_and_run_by_a_worker(rq_app):
         db.session.commit()
         user_id = user.id
     assert runner.queue.name == QUEUE_NAME == "cheyou"
+    [row] = _rows()
     [rq_job] = runner.queue.get_jobs()
-    assert rq_job.func_name == "services.jobs.run_rq_job"
-    assert rq_job.args == ("tests.test_jobs.greet", user_id)
-    assert rq_job.retries_left == greet.retries
+    assert rq_job.func_name == "services.jobs.run_outbox_row"
+    assert rq_job.args == (row.id,)  # the id only: name and arguments stay in the row
+    assert rq_job.retries_left is None  # RQ's retries are off: the row drives them
+    assert (row.name, row.args, row.status) == ("tests.test_jobs.greet", [user_id], "queued")
     assert RUNS == []  # queued, not run
     _work(rq_app)
     assert RUNS == [f"greet:{user_id}"]
     assert rq_job.get_status(refresh=True) == "finished"
     assert runner.queue.count == 0
+    [row] = _rows()
+    assert (row.status, row.attempts, row.locked_until) == ("done", 1, None)
     [note] = _greetings(user_id)
     assert note.params == {"nickname": "队列"}
 
 
-def test_rq_failing_job_is_scheduled_for_retry_then_succeeds(rq_app):
+def test_rq_duplicates_of_a_row_run_it_once(rq_app):
+    runner = rq_app.extensions["jobs"]
+    with rq_app.app_context():
+        enqueue(record, "once only")
+        db.session.commit()
+    [row] = _rows()
+    runner.hand_over(row.id)  # as the nudge of a retried commit, or a poller, might
+    assert [j.args for j in runner.queue.get_jobs()] == [(row.id,), (row.id,)]
+    _work(rq_app)
+    assert RUNS == ["once only"]  # the second RQ job found the row done: the claim decides
+    finished = runner.queue.finished_job_registry.get_job_ids()
+    results = sorted(runner.queue.fetch_job(job_id).return_value() for job_id in finished)
+    assert results == ["done", "not due (already run, running elsewhere, or delayed)"]
+    [row] = _rows()
+    assert (row.status, row.attempts) == ("done", 1)
+
+
+def test_rq_failing_job_is_retried_through_its_row(rq_app):
     runner = rq_app.extensions["jobs"]
     with rq_app.app_context():
         enqueue(flaky, "rq-once", 1)
@@ -406,31 +404,34 @@ def test_rq_failing_job_is_scheduled_for_retry_then_succeeds(rq_app):
     [rq_job] = runner.queue.get_jobs()
     _work(rq_app)
     assert ATTEMPTS["rq-once"] == 1 and RUNS == []
-    rq_job.refresh()
-    assert rq_job.get_status() == "scheduled"
-    assert rq_job.retries_left == flaky.retries - 1
-    registry = runner.queue.scheduled_job_registry
-    assert registry.get_job_ids() == [rq_job.id]
-    wait = registry.get_scheduled_time(rq_job) - datetime.now(timezone.utc)
+    assert rq_job.get_status(refresh=True) == "finished"  # the failure is the row's business
+    assert runner.queue.scheduled_job_registry.count == 0
+    [row] = _rows()
+    assert (row.status, row.attempts) == ("queued", 1)
+    assert "rq-once: attempt 1 fails" in row.last_error
+    wait = row.run_at - datetime.now(timezone.utc)
     assert timedelta(seconds=8) < wait <= timedelta(seconds=flaky.delay(1))  # the first back-off
-    registry.requeue(rq_job)  # as RQ's scheduler does once the back-off has passed
-    _work(rq_app)
+    dispatcher = runner.dispatcher  # the worker's poller, once the back-off has passed
+    assert dispatcher.run_due() == []  # not yet
+    dispatcher.run_due(row.run_at + timedelta(seconds=1))
     assert ATTEMPTS["rq-once"] == 2 and RUNS == ["rq-once"]
-    assert rq_job.get_status(refresh=True) == "finished"
+    [row] = _rows()
+    assert (row.status, row.attempts) == ("done", 2)
 
 
-def test_rq_delayed_job_waits_in_the_scheduled_registry(rq_app):
+def test_rq_delayed_job_waits_in_the_outbox(rq_app):
     runner = rq_app.extensions["jobs"]
     run_at = datetime.now(timezone.utc) + timedelta(hours=1)
     with rq_app.app_context():
         enqueue(record, "later", run_at=run_at)
         db.session.commit()
-    assert runner.queue.count == 0
-    registry = runner.queue.scheduled_job_registry
-    [job_id] = registry.get_job_ids()
-    assert abs(registry.get_scheduled_time(job_id) - run_at) < timedelta(seconds=1)
+    assert runner.queue.count == 0 and runner.queue.scheduled_job_registry.count == 0
+    [row] = _rows()
+    assert row.status == "queued" and abs(row.run_at - run_at) < timedelta(seconds=1)
     _work(rq_app)
     assert RUNS == []
+    runner.dispatcher.run_due(run_at + timedelta(seconds=1))
+    assert RUNS == ["later"]
 
 
 def test_rq_rollback_enqueues_nothing(rq_app):
@@ -443,6 +444,7 @@ def test_rq_rollback_enqueues_nothing(rq_app):
     assert runner.queue.count == 0
     assert runner.queue.scheduled_job_registry.count == 0
     assert runner.redis.keys("rq:job:*") == []
+    assert _rows() == []
 
 
 # --- periodic jobs ---------------------------------------------------------------------------
@@ -461,16 +463,17 @@ def test_schedule_periodic_submits_each_job_once_per_interval_eager(app):
     assert "services.tasks.purge_sms_codes" in schedule_periodic(app, now=now + every, last_run=last_run)
 
 
-def test_schedule_periodic_elects_one_scheduler_per_interval_on_redis(rq_app):
+def test_schedule_periodic_never_doubles_a_tick_on_redis(rq_app):
     runner = rq_app.extensions["jobs"]
-    first = schedule_periodic(rq_app, last_run={})  # worker instance one
-    second = schedule_periodic(rq_app, last_run={})  # worker instance two, same interval
+    now = time.time()
+    first = schedule_periodic(rq_app, now=now, last_run={})  # worker instance one
+    second = schedule_periodic(rq_app, now=now, last_run={})  # worker instance two, same tick
     assert sorted(first) == sorted(periodic_jobs()) and second == []
-    queued = sorted(j.args[0] for j in runner.queue.get_jobs())
-    assert queued == sorted(periodic_jobs())
-    key = "cheyou:periodic:services.tasks.purge_sms_codes"
-    every_ms = periodic_jobs()["services.tasks.purge_sms_codes"].total_seconds() * 1000
-    assert 0 < runner.redis.pttl(key) <= every_ms
+    rows = _rows()
+    assert sorted(r.name for r in rows) == sorted(periodic_jobs())
+    every = periodic_jobs()["services.tasks.purge_sms_codes"].total_seconds()
+    assert f"periodic:services.tasks.purge_sms_codes:{int(now // every)}" in {r.dedupe_key for r in rows}
+    assert sorted(j.args for j in runner.queue.get_jobs()) == sorted((r.id,) for r in rows)
 
 
 def test_worker_cli_burst_runs_what_is_queued_and_schedules_periodic_jobs(rq_app):
@@ -490,8 +493,10 @@ def test_worker_cli_burst_runs_what_is_queued_and_schedules_periodic_jobs(rq_app
     assert runner.queue.count == 0
     [note] = _greetings(user_id)  # written by RQ's work horse, a forked process
     assert note.params == {"nickname": "命令行"}
-    # `--burst` also scheduled the periodic jobs (electing itself for this interval) and ran them.
-    assert runner.redis.exists("cheyou:periodic:services.tasks.purge_sms_codes")
+    # `--burst` also enqueued the periodic jobs (one row per tick) and ran them.
+    rows = _rows()
+    assert sorted(r.name for r in rows) == sorted([greet.name, *periodic_jobs()])
+    assert {r.status for r in rows} == {"done"}
     assert db.session.get(SmsCode, old_code) is None
     assert runner.queue.finished_job_registry.count == 1 + len(periodic_jobs())
 
