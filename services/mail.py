@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from collections import deque
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -43,7 +44,7 @@ class LogMailBackend(MailBackend):
 
     def __init__(self, app: Flask):
         super().__init__(app)
-        self.sent: list[EmailMessage] = []
+        self.sent: deque[EmailMessage] = deque(maxlen=200)  # the latest only: a long-running process must not grow
 
     def send(self, to, subject, body):
         msg = self.message(to, subject, body)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from flask import Flask
 
@@ -17,7 +18,7 @@ class LogSmsBackend(SmsBackend):
     """Development backend: the code appears in the server log, and in `sent` for tests."""
 
     def __init__(self):
-        self.sent: list[tuple[str, str, str]] = []
+        self.sent: deque[tuple[str, str, str]] = deque(maxlen=200)  # the latest only: a long-running process must not grow
 
     def send_code(self, phone, code, purpose):
         self.sent.append((phone, code, purpose))

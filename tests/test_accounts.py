@@ -227,7 +227,7 @@ def test_a_number_of_another_account_cannot_be_claimed(app, login_as, factories)
     client = login_as(factories.user())
     response = _send_code(client)
     assert response.status_code == 422
-    assert app.extensions["sms"].sent == []
+    assert list(app.extensions["sms"].sent) == []
 
 
 def test_login_is_rate_limited_with_a_clear_message(client, factories, limiter_on):
