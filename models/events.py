@@ -62,6 +62,7 @@ PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 class Event(db.Model):
     __tablename__ = "events"
     __table_args__ = (
+        Index("uq_events_organizer_id_create_nonce", "organizer_id", "create_nonce", unique=True),
         CheckConstraint("status IN ('draft','published','cancelled','completed')", name="known_status"),
         CheckConstraint("kind IN ('meetup','road_trip','workshop','fair')", name="known_kind"),
         CheckConstraint("capacity > 0", name="capacity_positive"),
@@ -102,6 +103,8 @@ class Event(db.Model):
     # Bumped by every change to the registrations: the row lock that serialises them, and
     # the arrival order of signups.
     signup_seq: Mapped[int] = mapped_column(nullable=False, default=0)
+    # The new-event form's one-time nonce: a repeated submission returns the first draft.
+    create_nonce: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -327,13 +330,23 @@ def validate_event(data: EventInput) -> None:
         raise DomainError(N_("A road trip needs a safety notice (at least 10 characters) for members to accept."))
 
 
-def save_event(actor, data: EventInput, event: Event | None = None, now: datetime | None = None) -> Event:
+def save_event(actor, data: EventInput, event: Event | None = None, now: datetime | None = None,
+               nonce: str | None = None) -> Event:
     """Create or edit an event (flushes only); refuses to drop capacity below the confirmed seats.
-    Raising capacity promotes waitlisted members into the new seats."""
+    Raising capacity promotes waitlisted members into the new seats. A new event from the form
+    carries its one-time NONCE: a repeat raises `AlreadySubmitted` with the first draft."""
     from models.audit import audit
     from models.content_filter import refuse_blocked
+    from models.nonces import AlreadySubmitted, check_nonce
+    from models.points import lock_member
 
     now = now or utcnow()
+    if event is None and nonce is not None:
+        check_nonce(nonce)
+        lock_member(actor)  # one submission of a nonce at a time; the others find its draft
+        first = db.session.scalar(select(Event).where(Event.organizer_id == actor.id, Event.create_nonce == nonce))
+        if first is not None:
+            raise AlreadySubmitted(first)
     validate_event(data)
     if not actor.has_role("organizer", community=data.community):
         raise DomainError(N_("You can only create events in communities you organize."))
@@ -342,7 +355,7 @@ def save_event(actor, data: EventInput, event: Event | None = None, now: datetim
         raise DomainError(N_("A cancelled or completed event can no longer be edited."))
     before = None
     if event is None:
-        event = Event(organizer_id=actor.id, created_at=now, signup_seq=0)
+        event = Event(organizer_id=actor.id, created_at=now, signup_seq=0, create_nonce=nonce)
     else:
         lock_event(event)
         taken = event.seats_taken()

@@ -16,6 +16,7 @@ from models import Notification, db
 from models.event_checkin import check_in
 from models.events import Event, Registration, SignupInput, signup
 from models.levels import EarningRule
+from models.nonces import new_nonce
 from models.points import award, balance_of
 from models.types import SHANGHAI, utcnow
 from services.storage import get_storage
@@ -63,7 +64,7 @@ def form(community, **overrides):
         "signup_opens_at": local(utcnow()), "signup_closes_at": "", "cancel_deadline": "",
         "place": "前滩太古里停车场", "address": "上海市浦东新区东育路 500 号", "map_url": "",
         "capacity": "30", "companions_allowed": "1", "points_price": "0", "attendance_points": "20",
-        "level_priority": "y", "safety_notice": "",
+        "level_priority": "y", "safety_notice": "", "nonce": new_nonce(),
     }
     data.update(overrides)
     return data
@@ -229,6 +230,31 @@ def test_a_file_that_is_not_a_photo_is_refused(app, login_as, organizer, ev):
     data["cover"] = (io.BytesIO(b"not a photo at all"), "cover.jpg")
     response = english(login_as(organizer)).post("/events/new", data=data, content_type="multipart/form-data")
     assert response.status_code == 422 and "not a photo we can use" in response.get_data(as_text=True)
+    assert events_count() == 0
+
+
+def test_the_new_event_form_sent_twice_makes_one_draft(app, login_as, organizer, ev):
+    client = login_as(organizer)
+    data = form(ev)
+    first = client.post("/events/new", data={**data, "cover": (io.BytesIO(jpeg()), "cover.jpg")},
+                        content_type="multipart/form-data")
+    files_after_first = stored_files(app)
+    again = client.post("/events/new", data={**data, "cover": (io.BytesIO(jpeg()), "cover.jpg")},
+                        content_type="multipart/form-data")
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    assert events_count() == 1
+    assert stored_files(app) == files_after_first, "the repeat's cover is not kept"
+
+
+def test_a_new_event_form_without_its_nonce_is_refused_and_keeps_what_was_typed(login_as, organizer, ev):
+    data = form(ev)
+    del data["nonce"]
+    response = english(login_as(organizer)).post("/events/new", data=data)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422 and "This form has expired" in body
+    assert value_of(body, "title") == TITLE
+    assert value_of(body, "nonce"), "a fresh nonce: sending again now works"
     assert events_count() == 0
 
 

@@ -7,7 +7,8 @@ from datetime import timezone
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, DateTimeLocalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import (BooleanField, DateTimeLocalField, HiddenField, IntegerField, SelectField, StringField,
+                     TextAreaField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from models.events import (
@@ -50,6 +51,7 @@ def _number(label, low, high, message, **kwargs):
 
 
 class EventForm(FlaskForm):
+    nonce = HiddenField()  # one-time, for a new event: a repeated submission returns the first draft
     community = SelectField(_l("Community"), coerce=int)
     kind = SelectField(_l("Kind of event"))
     title = StringField(_l("Title"), validators=[

@@ -28,6 +28,7 @@ from models.events import (
     save_event,
 )
 from models.events import roster as roster_of
+from models.nonces import NONCE_RE, AlreadySubmitted, new_nonce
 from models.types import SHANGHAI, utcnow
 from services.images import MAX_BYTES, delete_photo, process_upload, removed_unless_saved, store_photo
 from services.storage import get_storage
@@ -104,6 +105,7 @@ def _form(event: Event | None) -> EventForm:
         wanted = request.args.get("community", type=int)
         ids = [choice.value for choice in form.community.choices]
         form.community.data = wanted if wanted in ids else (ids[0] if ids else None)
+        form.nonce.data = new_nonce()
         form.signup_opens_at.data = utcnow().astimezone(SHANGHAI).replace(second=0, microsecond=0)
         form.attendance_points.data = EarningRule.get("event_attended").points
     return form
@@ -141,11 +143,17 @@ def _save(form: EventForm, event: Event | None) -> Event | None:
                 cover = store_photo(processed, storage, "events")
                 written.extend(cover)
             begin_write()  # the cover is processed: now take the write lock
-            saved = save_event(current_user, _input(form, community, cover), event=event)
+            saved = save_event(current_user, _input(form, community, cover), event=event,
+                               nonce=None if event else form.nonce.data or "")
             db.session.commit()
+    except AlreadySubmitted as repeat:
+        db.session.rollback()  # this submission's cover is gone with it; the first draft stands
+        return repeat.first
     except DomainError as error:
         db.session.rollback()
         form.form_errors.append(domain_message(error))
+        if event is None and not NONCE_RE.match(form.nonce.data or ""):
+            form.nonce.data = new_nonce()  # the page was stale: the form now works again
         return None
     if written:
         delete_photo(storage, *old_cover)  # replaced
