@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from flask_login import FlaskLoginClient
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from app import create_app
 from models import db
@@ -84,10 +86,18 @@ REFERENCE_TABLES = {"levels", "earning_rules"}
 def _empty_tables():
     tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in REFERENCE_TABLES]
     if db.engine.dialect.name == "postgresql":
-        with db.engine.begin() as conn:
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        return
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        for attempt in range(5):
+            try:
+                with db.engine.begin() as conn:
+                    conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                return
+            except OperationalError as error:
+                # A browser test's last request may still be running on the live server when
+                # the test ends: TRUNCATE and it can deadlock. One is rolled back; try again.
+                if "deadlock detected" not in str(error) or attempt == 4:
+                    raise
+                time.sleep(0.2)
     # SQLite checks RESTRICT keys row by row (the ledger refers to itself): switch them off
     # for the clean-up, outside any transaction, on a raw autocommit connection.
     raw = db.engine.raw_connection()
