@@ -15,23 +15,8 @@ from models.rewards import new_nonce, redeem, redeem_refusal
 from models.types import shanghai_day, utcnow
 
 
-@pytest.fixture
-def partner(factories):
-    return factories.partner("安心养车", stores=2)
-
-
-@pytest.fixture
-def make_reward(partner):
-    def make(**kw):
-        values = dict(partner_id=partner.id, kind="maintenance", title="小保养 8 折券", points_price=100, stock=5,
-                      per_member_limit=3, validity_days=30)
-        values.update(kw)
-        reward = Reward(**values)
-        db.session.add(reward)
-        db.session.commit()
-        return reward
-
-    return make
+# The catalogue fixtures of the rewards tests: a partner with two stores and a reward maker.
+from tests.test_rewards import make_reward, partner  # noqa: E402,F401
 
 
 def member_with(factories, points: int, earned_days_ago: int = 0):
