@@ -1,4 +1,4 @@
-"""Cheyou (车友圈): configuration, extension objects and the application factory."""
+"""Cheyou (车友圈): configuration and the application factory (the extensions are in extensions.py)."""
 from __future__ import annotations
 
 import logging
@@ -7,26 +7,18 @@ import secrets
 from pathlib import Path
 
 from flask import Flask, g, request
-from flask_babel import Babel
-from flask_compress import Compress
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
-from flask_login import LoginManager
-from flask_migrate import Migrate
-from flask_wtf.csrf import CSRFProtect
-from htmx_flask import Htmx
 
-from models import db
+import commands
+from blueprints import i18n
+from blueprints.registry import register_blueprints
+from blueprints.transactions import is_reads_first
+from blueprints.web import init_web
+from extensions import babel, compress, csrf, htmx, limiter, login_manager, migrate
+from models import db, sqlite_tuning  # noqa: F401  (sqlite_tuning: the engine's event hooks)
+from services import jobs
+from services.push_keys import load_or_create_vapid
 
 BASE_DIR = Path(__file__).resolve().parent
-
-babel = Babel()
-compress = Compress()
-csrf = CSRFProtect()
-htmx = Htmx()
-login_manager = LoginManager()
-migrate = Migrate()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def _instance_secret(instance: Path, name: str, make) -> str:
@@ -41,8 +33,6 @@ def _instance_secret(instance: Path, name: str, make) -> str:
 
 def _vapid_keys(instance: Path) -> tuple[str, str]:
     """VAPID key pair for Web Push: the private key as PEM, the public key as base64url."""
-    from services.push_keys import load_or_create_vapid
-
     return load_or_create_vapid(instance / "vapid_private.pem")
 
 
@@ -128,8 +118,6 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from models import sqlite_tuning  # noqa: F401  (engine event hooks)
-
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True)
     compress.init_app(app)
@@ -138,25 +126,14 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     limiter.init_app(app)
     login_manager.init_app(app)
 
-    from blueprints import i18n
-
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: "Asia/Shanghai")
 
-    from services import jobs
-
     jobs.init_app(app)
-
-    from blueprints import register_blueprints
-    from blueprints.web import init_web
 
     init_web(app)
     register_blueprints(app)
 
-    import commands
-
     commands.register(app)
-
-    from blueprints.transactions import is_reads_first
 
     @app.before_request
     def _mark_write_intent():

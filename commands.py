@@ -1,6 +1,7 @@
 """Command-line interface: `flask --app app users create|points|seed-demo|worker|jobs`."""
 from __future__ import annotations
 
+import secrets
 import sys
 
 import click
@@ -9,7 +10,10 @@ from flask.cli import AppGroup
 
 from models import Community, DomainError, Partner, User, db
 from models.accounts import Role, grant_role, normalise_login
+from models.loyalty import adjust, balance_of, verify_ledger
+from models.outbox import JobRow, registered, retry_failed
 from models.types import utcnow
+from services.jobs import run_worker
 
 users_cli = AppGroup("users", help="Manage accounts.")
 
@@ -64,10 +68,6 @@ points_cli = AppGroup("points", help="The points ledger.")
 @click.option("--reason", required=True, help="Why (kept in the ledger and the audit log).")
 def grant_points(login, amount, reason):
     """Adjust LOGIN's points by AMOUNT (negative to take back; never below zero)."""
-    import secrets
-
-    from models.points import adjust, balance_of
-
     member = User.find_by_login(login)
     if member is None:
         raise click.ClickException(f"no account with login {login}")
@@ -82,8 +82,6 @@ def grant_points(login, amount, reason):
 @points_cli.command("verify")
 def verify_points():
     """Recompute every balance from the ledger and report any mismatch (exit 1 if there is one)."""
-    from models.points import verify_ledger
-
     members, postings, problems = verify_ledger()
     for problem in problems:
         click.echo(problem)
@@ -95,7 +93,7 @@ def verify_points():
 @click.command("seed-demo")
 def seed_demo():
     """Fill an empty database with Chinese demo content (safe to run again)."""
-    from demo import seed
+    from demo import seed  # the demo content is loaded only by this command
 
     created = seed()
     click.echo("demo data created" if created else "demo data already present")
@@ -105,8 +103,6 @@ def seed_demo():
 @click.option("--burst", is_flag=True, help="Run what is queued, then exit.")
 def worker(burst):
     """Run the job outbox (through RQ with REDIS_URL) and enqueue periodic jobs; any number may run."""
-    from services.jobs import run_worker
-
     app: Flask = current_app._get_current_object()
     mode = app.config.get("JOBS_MODE")
     click.echo(f"cheyou worker: jobs mode {mode}", err=True)
@@ -114,7 +110,7 @@ def worker(burst):
     run_worker(app, burst=burst)
 
 
-jobs_cli = AppGroup("jobs", help="The job outbox (services/jobs.py).")
+jobs_cli = AppGroup("jobs", help="The job outbox (models/outbox.py, run by services/jobs.py).")
 
 
 @jobs_cli.command("list")
@@ -123,8 +119,6 @@ jobs_cli = AppGroup("jobs", help="The job outbox (services/jobs.py).")
 @click.option("--limit", type=int, default=50, show_default=True)
 def list_jobs(status, limit):
     """Show outbox rows, newest first: id, state, attempts, when due, name and last error."""
-    from models.outbox import JobRow
-
     query = db.select(JobRow).order_by(JobRow.id.desc()).limit(limit)
     query = query.where(JobRow.status == status) if status else query.where(JobRow.status != "done")
     for row in db.session.scalars(query):
@@ -138,9 +132,6 @@ def list_jobs(status, limit):
 @click.argument("row_id", type=int)
 def retry_job(row_id):
     """Queue failed job ROW_ID again now, with a fresh set of attempts."""
-    from models.outbox import JobRow, retry_failed
-    from services.jobs import registered
-
     row = db.session.get(JobRow, row_id)
     if row is None:
         raise click.ClickException(f"no job row {row_id}")

@@ -175,9 +175,8 @@ def seed_events(rng, staff, members, communities) -> None:
     """Upcoming events with signups (one full, with a waitlist) and past ones with attendance."""
     from datetime import datetime, time
 
-    from models.event_checkin import check_in
     from models.events import (
-        EventInput, SignupInput, complete_event, pay_attendances, publish_event, save_event, signup,
+        EventInput, SignupInput, check_in, complete_event, pay_attendances, publish_event, save_event, signup,
     )
     from models.types import SHANGHAI
 
@@ -319,8 +318,8 @@ REWARDS = [
 
 def seed_loyalty(rng, staff, members, partners, communities) -> None:
     """Rewards from the partners, and a year of points history so the 积分 tab looks alive."""
-    from models.points import award, check_in
-    from models.rewards import Reward, new_nonce, redeem, use_voucher
+    from models.loyalty import Reward, award, check_in, redeem, use_voucher
+    from models.nonces import new_nonce
 
     for partner_name, kind, title, title_en, price, stock, min_level, days, slug in REWARDS:
         db.session.add(Reward(

@@ -1,13 +1,19 @@
-"""The one place roles are checked: `@role_required(...)` and `can(...)`; and where a request
-may send the browser next: `safe_path(...)` and `back_url(...)`."""
+"""The one place roles are checked: `@role_required(...)`, `can(...)` and the event loader
+`event_or_404(...)`; and where a request may send the browser next: `safe_path(...)` and
+`back_url(...)`."""
 from __future__ import annotations
 
 import unicodedata
 from functools import wraps
 from urllib.parse import unquote, urlsplit
 
-from flask import abort, request
+from flask import abort, jsonify, request
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy.orm import joinedload
+
+from models import db
+from models.events import Event, can_manage
 
 
 def can(role: str, community=None, partner=None) -> bool:
@@ -29,6 +35,34 @@ def role_required(*roles: str):
         return wrapped
 
     return decorator
+
+
+def json_error(status: int, message: str):
+    """An error as JSON for fetch() callers (never cached): {"error": status, "message": …}."""
+    response = jsonify(error=status, message=message)
+    response.status_code = status
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def event_or_404(event_id: int, manage: bool = False, as_json: bool = False) -> Event:
+    """The event for any event route, member, organizer, check-in or JSON alike.
+
+    Missing, or not visible to the viewer (`Event.visible_to`: a draft) → 404. With MANAGE the
+    viewer must manage it (`can_manage`) → else 403, drafts included: organizer routes are
+    role-gated already, so they reveal nothing. AS_JSON answers with a JSON body (401 when
+    signed out) for fetch() calls, which must not land on the login page."""
+    def refuse(status: int, message: str):
+        abort(json_error(status, message) if as_json else status)
+
+    if as_json and not current_user.is_authenticated:
+        refuse(401, _("Your session has ended. Log in again to sync."))
+    event = db.session.get(Event, event_id, options=[joinedload(Event.community), joinedload(Event.organizer)])
+    if event is None or not (manage or event.visible_to(current_user)):
+        refuse(404, _("The page you are looking for does not exist or was removed."))
+    if manage and not can_manage(current_user, event):
+        refuse(403, _("Your account does not have access to this page."))
+    return event
 
 
 def wants_fragment() -> bool:

@@ -3,18 +3,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
+from typing import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Flask, current_app, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
 
 from blueprints.access import safe_path, wants_fragment
 from blueprints.i18n import LOCALES, html_lang
+from blueprints.times import init_times
+from extensions import login_manager
 from models import DomainError, Notification, User, db
 from models.nonces import new_nonce
 
@@ -47,6 +52,11 @@ def render(page: str, fragment: str | None = None, status: int = 200, **context)
     return response
 
 
+def coming_soon(title: str, blurb: str):
+    """The friendly page a tab shows until its capability lands."""
+    return render_template("main/coming_soon.html", title=title, blurb=blurb)
+
+
 # A signed-in page the service worker may keep on this device for offline use (tickets, the
 # check-in page): it is still `private, no-store` for every HTTP cache, and logout's
 # Clear-Site-Data wipes the service worker's copy along with everything else.
@@ -72,6 +82,101 @@ def is_busy(error: OperationalError) -> bool:
 def domain_message(error: DomainError) -> str:
     """A DomainError's message in the reader's language, with its parameters filled in."""
     return _(error.message, **error.params)
+
+
+# -- a refused form is shown again, with what was typed ---------------------------------------
+# A form view declares how its page is shown again (`@form_page(show)`); the CSRF and DomainError
+# handlers below look it up by the request's endpoint. So views neither exempt themselves from
+# CSRFProtect nor repeat a rollback-and-422 block.
+
+EXPIRED_HEADER = "X-Cheyou-Form-Expired"  # app.js swaps such a 400 in (htmx leaves 4xx out)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a form page is shown again instead of saved: its page expired (the CSRF token was
+    refused, 400, and the view never ran) or a rule said no (a DomainError, 422, rolled back)."""
+
+    message: str
+    status: int
+    field: str | None = None
+
+    @property
+    def expired(self) -> bool:
+        return self.status == 400
+
+    def on(self, form, field: str | None = None):
+        """FORM with the message on it: the expired notice (the `form_errors` macro), else under
+        the field the error names, else under FIELD, else above the form."""
+        if self.expired and "csrf_token" in form:
+            form.csrf_token.errors = [self.message]
+            return form
+        target = form._fields.get(self.field or field or "")
+        if target is not None:
+            target.errors = [*target.errors, self.message]
+        else:
+            form.form_errors.append(self.message)
+        return form
+
+
+@dataclass(frozen=True)
+class RefusedPage:
+    show: Callable  # show(refusal, **view_args) -> the page or fragment, from request.form
+    when_expired: bool  # False: a stale token gets the plain "page expired" page
+
+
+def form_page(show: Callable):
+    """Declare how this form view's page is shown again when a stale CSRF token or a
+    DomainError refuses it. SHOW(refusal, **view_args) rebuilds the form(s) from `request.form`,
+    puts `refusal` on them (`refusal.on(form)`) and renders what the view renders. It never
+    saves, and it applies the view's own access checks: after a stale token the view (and its
+    decorators) did not run, only the blueprint's before_request guards are run for it."""
+
+    def decorator(view):
+        view.refused_page = RefusedPage(show, when_expired=True)
+        return view
+
+    return decorator
+
+
+def domain_errors(show: Callable):
+    """`form_page` for a DomainError only: a button or small inline form, whose stale token keeps
+    the plain "page expired" page."""
+
+    def decorator(view):
+        view.refused_page = RefusedPage(show, when_expired=False)
+        return view
+
+    return decorator
+
+
+def _refused_page() -> RefusedPage | None:
+    return getattr(current_app.view_functions.get(request.endpoint), "refused_page", None)
+
+
+def _blueprint_guards():
+    """The blueprints' before_request checks (administrators only, signed in only), which
+    CSRFProtect's refusal came before: a response (to the login page) or None to go on."""
+    for name in reversed(request.blueprints):
+        for guard in current_app.before_request_funcs.get(name, ()):
+            response = guard()
+            if response is not None:
+                return response
+    return None
+
+
+def _show_again(page: RefusedPage, refusal: Refusal, guards: bool = False):
+    try:
+        response = (guards and _blueprint_guards()) or page.show(refusal, **(request.view_args or {}))
+    except HTTPException as error:  # the access checks said no: answer as the view would have
+        return current_app.handle_http_exception(error)
+    response = make_response(response)
+    if response.status_code in (200, 422):  # the page itself, not a redirect or a refusal of access
+        response.status_code = refusal.status
+        if refusal.expired:
+            response.headers[EXPIRED_HEADER] = "1"
+    response.vary.add("HX-Request")
+    return response
 
 
 @lru_cache(maxsize=512)
@@ -100,8 +205,6 @@ def asset_version(app: Flask) -> str:
 
 
 def init_web(app: Flask) -> None:
-    from app import login_manager
-
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
 
@@ -140,8 +243,6 @@ def init_web(app: Flask) -> None:
     def _format_datetime(value, fmt="medium"):
         return format_datetime(value, fmt) if value else ""
 
-    from blueprints.times import init_times
-
     init_times(app)  # `ago`: every past moment members see (刚刚, 5 分钟前, 昨天 14:20)
 
     @app.after_request
@@ -179,11 +280,26 @@ def init_web(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(_error):
+        page = _refused_page()
+        if page is not None and page.when_expired:
+            # The view did not run: its form comes back from what was sent, with a fresh token.
+            db.write_intent.set(False)  # nor did the hook marking writes: this answer only reads
+            expired = _("This page was open for too long. What you typed is kept: please submit again.")
+            return _show_again(page, Refusal(expired, 400), guards=True)
         return error_page(
             400,
             _("This page has expired"),
             _("The page was open for too long or your session changed. Go back, reload the page and try again."),
         )
+
+    @app.errorhandler(DomainError)
+    def domain_refused(error):
+        # A rule refused what the view was saving: nothing of it stays, the form comes back.
+        db.session.rollback()
+        page = _refused_page()
+        if page is None:
+            raise error  # a view that declares no page for it: a bug, as before (500)
+        return _show_again(page, Refusal(domain_message(error), 422, getattr(error, "field", None)))
 
     @app.errorhandler(400)
     def bad_request(_error):

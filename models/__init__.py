@@ -33,11 +33,13 @@ def N_(message: str) -> str:
 
 
 class DomainError(Exception):
-    """A rule of the domain refused an operation; `message` is shown to the member."""
+    """A rule of the domain refused an operation; `message` is shown to the member, under the
+    form's FIELD when the rule knows which input it refuses."""
 
-    def __init__(self, message: str, **params):
+    def __init__(self, message: str, *, field: str | None = None, **params):
         super().__init__(message)
         self.message = message
+        self.field = field
         self.params = params
 
 
@@ -46,13 +48,11 @@ from models.audit import AuditEntry, audit  # noqa: E402,F401
 from models.communities import Community, Membership  # noqa: E402,F401
 from models.notifications import Notification, notify  # noqa: E402,F401
 from models.partners import Partner, Store  # noqa: E402,F401
-from models.levels import EarningRule, Level, level_of  # noqa: E402,F401
-from models.points import PointsPosting, award, spend  # noqa: E402,F401
-from models.rewards import Reward, Voucher  # noqa: E402,F401
+from models.loyalty import EarningRule, Level, PointsPosting, Reward, Voucher, award, level_of, spend  # noqa: E402,F401
 from models.content_filter import ProhibitedWord  # noqa: E402,F401
 from models.stories import Story, StoryPhoto  # noqa: E402,F401
 from models.engagement import Comment, StoryLike  # noqa: E402,F401
 from models.moderation import Report  # noqa: E402,F401
-from models.search import StoryTerm  # noqa: E402,F401
+from models.search_index import StoryTerm  # noqa: E402,F401
 from models.events import Event, Registration  # noqa: E402,F401
 from models.outbox import JobRow  # noqa: E402,F401

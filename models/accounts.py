@@ -15,6 +15,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import N_, DomainError, db
+from models.audit import audit
+from models.notifications import notify
 from models.types import UTCDateTime, shanghai_day, shanghai_midnight, utcnow
 
 log = logging.getLogger("cheyou.sms")
@@ -182,6 +184,11 @@ class User(UserMixin, db.Model):
     @property
     def phone_verified(self) -> bool:
         return self.phone_verified_at is not None
+
+    @property
+    def can_post(self) -> bool:
+        """Stories and comments need a verified mobile number (pages ask before showing a form)."""
+        return self.phone_verified
 
     # -- roles ------------------------------------------------------------
     @property
@@ -420,6 +427,43 @@ class SmsCode(db.Model):
         db.session.flush()
 
 
+# -- a member's mobile number: one number, one account ---------------------------------------
+
+class PhoneNotVerified(DomainError):
+    """Raised by what only a member with a verified number may do (`User.can_post`)."""
+
+
+class PhoneTaken(DomainError):
+    """The number is another account's login: it cannot be verified on this one."""
+
+
+def check_phone_claim(member: User, number: str) -> None:
+    """Before a code is sent: MEMBER may verify NUMBER unless it is another account's login or
+    already verified on this account (a DomainError says which)."""
+    owner = User.find_by_login(number)
+    if owner is not None and owner.id != member.id:
+        raise PhoneTaken(N_("This number belongs to another account."))
+    if member.phone == number and member.phone_verified:
+        raise DomainError(N_("This number is already verified."))
+
+
+def verify_phone(member: User, number: str, code: str, now: datetime | None = None) -> None:
+    """MEMBER proves NUMBER with the texted CODE: the code is consumed, the number becomes the
+    account's, verified, and the member is told (flushes only).
+
+    A wrong or spent code raises DomainError with the attempt counted (commit to keep the count).
+    A number that became another account's meanwhile raises `PhoneTaken` after the code check:
+    roll back, and the code stays usable."""
+    SmsCode.check(number, code, now=now)
+    owner = User.find_by_login(number)
+    if owner is not None and owner.id != member.id:
+        raise PhoneTaken(N_("This number belongs to another account."))
+    member.phone = number
+    member.phone_verified_at = now or utcnow()
+    notify(member, "phone_verified", {"phone": mask_phone(number)})
+    db.session.flush()
+
+
 def create_phone_account(phone: str, *, consent_version: str, locale: str | None, device: str | None,
                          now: datetime | None = None) -> User:
     """An account for a number that just proved itself by SMS login: verified, no password yet,
@@ -446,9 +490,6 @@ def _scope_params(grant: RoleGrant) -> dict:
 
 def grant_role(user: User, role: str, community=None, partner=None, by=None) -> RoleGrant:
     """Grant a role, audited, and tell the member (a repeat grant changes nothing)."""
-    from models.audit import audit
-    from models.notifications import notify
-
     existing = {g.id for g in user.grants}
     grant = user.grant(role, community=community, partner=partner, by=by)
     if grant.id not in existing:
@@ -460,9 +501,6 @@ def grant_role(user: User, role: str, community=None, partner=None, by=None) -> 
 
 def revoke_role(grant: RoleGrant, by=None) -> None:
     """Withdraw a role, audited, and tell the member."""
-    from models.audit import audit
-    from models.notifications import notify
-
     user = grant.user
     params = {"role": {"msgid": ROLE_LABELS[grant.role]}, **_scope_params(grant)}
     audit(by, "role.revoke", user, before={"role": grant.role, "scope": grant.scope}, after=None)

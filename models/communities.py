@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models import db
+from models.accounts import RoleGrant, User
 from models.types import UTCDateTime, utcnow
 
 
@@ -71,8 +72,6 @@ class Community(db.Model):
         return self.member_counts([self.id]).get(self.id, 0)
 
     def recent_members(self, limit: int = 8):
-        from models.accounts import User
-
         return list(
             db.session.scalars(
                 select(User)
@@ -85,8 +84,6 @@ class Community(db.Model):
 
     def staff(self) -> dict[str, list]:
         """Organizers and moderators of this community, by role."""
-        from models.accounts import RoleGrant, User
-
         rows = db.session.execute(
             select(RoleGrant.role, User)
             .join(User, User.id == RoleGrant.user_id)

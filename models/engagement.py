@@ -4,11 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, and_, delete, func, select
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from models import N_, DomainError, db
+from models.accounts import PhoneNotVerified
+from models.content_filter import refuse_blocked
+from models.loyalty.ledger import award, lock_member
+from models.nonces import AlreadySubmitted, check_nonce
+from models.notifications import notify
 from models.types import UTCDateTime, utcnow
 
 COMMENT_MAX = 1000
@@ -69,8 +74,6 @@ def like(story, member) -> bool:
     The primary key settles a race: a concurrent second insert fails inside its savepoint.
     The author earns `like_received` once per (story, liker), never for their own story; the
     key keeps unlike + like again from paying twice. Only published stories take likes."""
-    from models.points import award
-
     if story.status != "published":
         raise DomainError(N_("Only published stories can be liked."))
     try:
@@ -99,13 +102,8 @@ def add_comment(story, author, body: str, parent_id: int | None = None, nonce: s
     Only verified mobile numbers comment; a blocked word refuses, a word under review keeps
     the comment for its author and moderators. Flushes only. The form's one-time NONCE makes
     a repeat raise `AlreadySubmitted` with the first comment: nothing more is posted or paid."""
-    from models.content_filter import refuse_blocked
-    from models.nonces import AlreadySubmitted, check_nonce
-    from models.notifications import notify
-    from models.points import award, lock_member
-
-    if not author.phone_verified:
-        raise DomainError(N_("Verify your mobile number before you comment."))
+    if not author.can_post:
+        raise PhoneNotVerified(N_("Verify your mobile number before you comment."))
     if nonce is not None:  # None only for the demo seed and tests
         check_nonce(nonce)
         lock_member(author)  # one submission of a nonce at a time; the others find its comment
@@ -155,9 +153,6 @@ def threads_for(story, viewer) -> list[Thread]:
     """Top-level comments oldest first, each with its replies: the published ones and the
     viewer's own under review; a deleted comment stays as a placeholder while replies show.
     Two queries whatever the number of comments (authors load in bulk)."""
-    from sqlalchemy import or_
-    from sqlalchemy.orm import selectinload
-
     shown = Comment.status.in_(("published", "deleted"))
     if viewer is not None and getattr(viewer, "is_authenticated", False):
         shown = or_(shown, and_(Comment.status == "review", Comment.author_id == viewer.id))

@@ -3,11 +3,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+from werkzeug.exceptions import Forbidden
 
 from models import N_, DomainError, db
 from models.audit import audit
+from models.communities import Community
+from models.content_filter import ProhibitedWord
+from models.engagement import Comment
+from models.loyalty.ledger import award, reverse_earnings
+from models.notifications import notify
+from models.outbox import enqueue
+from models.referrals import qualify_referral
+from models.stories import Story
 from models.types import UTCDateTime, utcnow
 
 REPORT_REASONS = {
@@ -52,20 +62,14 @@ REPORT_NOTE_MAX = 300
 
 
 def _community_id(target) -> int:
-    from models.stories import Story
-
     return target.community_id if isinstance(target, Story) else target.story.community_id
 
 
 def _kind(target) -> str:
-    from models.stories import Story
-
     return "story" if isinstance(target, Story) else "comment"
 
 
 def _title(target) -> str:
-    from models.stories import Story
-
     if isinstance(target, Story):
         return target.title
     text = " ".join((target.body or "").split())
@@ -86,23 +90,17 @@ def can_moderate(user, community_id: int) -> bool:
 
 
 def _require_moderator(moderator, target) -> None:
-    from werkzeug.exceptions import Forbidden
-
     if not can_moderate(moderator, _community_id(target)):
         raise Forbidden()
 
 
 def _link(target) -> str:
-    from models.stories import Story
-
     story_id = target.id if isinstance(target, Story) else target.story_id
     return f"/stories/{story_id}"
 
 
 def reportable(target, viewer) -> bool:
     """Only what the viewer can see, and only published content, can be reported."""
-    from models.stories import Story
-
     story = target if isinstance(target, Story) else target.story
     if story is None or not story.visible_to(viewer) or story.status != "published":
         return False
@@ -112,10 +110,6 @@ def reportable(target, viewer) -> bool:
 def file_report(reporter, target, reason: str, note: str = "") -> tuple[Report, bool]:
     """A member reports a story or comment. Returns (report, created): a repeat of an open
     report by the same member is harmless and returns the first one."""
-    from sqlalchemy import select
-
-    from models.stories import Story
-
     if reason not in REPORT_REASONS:
         raise DomainError(N_("Choose a reason for the report."))
     note = " ".join((note or "").split())
@@ -138,10 +132,6 @@ def file_report(reporter, target, reason: str, note: str = "") -> tuple[Report, 
 
 def _hide(target, moderator, note: str, action: str) -> None:
     """Hide TARGET for a violation: out of every list, earnings of a story reversed, author told."""
-    from models.notifications import notify
-    from models.points import reverse_earnings
-    from models.stories import Story
-
     before = _state(target)
     target.status = "hidden"
     target.hidden_at = utcnow()
@@ -150,8 +140,6 @@ def _hide(target, moderator, note: str, action: str) -> None:
     if isinstance(target, Story):
         reverse_earnings(target.author, target, reason=N_("Story hidden for a violation"), key=f"hide:{target.id}")
         if target.photos:
-            from services.jobs import enqueue
-
             # New names once this commits: copies cached under the old (public, immutable) ones
             # match nothing any more, and the old names answer 404.
             enqueue("services.tasks.rename_story_photos", target.id)
@@ -176,8 +164,6 @@ def hide(target, moderator, note: str) -> None:
 
 def restore(target, moderator) -> None:
     """Show hidden content again (reversed earnings stay reversed)."""
-    from models.notifications import notify
-
     _require_moderator(moderator, target)
     if target.status != "hidden":
         raise DomainError(N_("Only hidden content can be restored."))
@@ -192,12 +178,6 @@ def restore(target, moderator) -> None:
 
 def approve(target, moderator) -> None:
     """Publish content a prohibited word sent to review; a story pays its `story_posted` reward."""
-    from sqlalchemy import func, select
-
-    from models.points import award
-    from models.referrals import qualify_referral
-    from models.stories import Story
-
     _require_moderator(moderator, target)
     if target.status != "review":
         raise DomainError(N_("Only content under review can be approved."))
@@ -215,9 +195,6 @@ def approve(target, moderator) -> None:
 
 def feature(story, moderator) -> None:
     """故事激励计划: pin a published story in its community; the author is rewarded and told, once."""
-    from models.notifications import notify
-    from models.points import award
-
     _require_moderator(moderator, story)
     if story.status != "published":
         raise DomainError(N_("Only published stories can be featured."))
@@ -249,8 +226,6 @@ def _report_state(report: Report) -> dict:
 def confirm_report(report: Report, moderator, note: str = "") -> None:
     """The report is right: its target is hidden (if still shown) with a note, and a confirmed
     report of false vehicle information rewards the reporter (once)."""
-    from models.points import award
-
     target = _close_report(report, moderator, "confirmed")
     if target.status in ("published", "review"):
         note = " ".join((note or "").split()) or REPORT_REASONS[report.reason]
@@ -284,15 +259,11 @@ def _close_report(report: Report, moderator, status: str):
 
 def moderated_communities(user) -> list:
     """The communities USER moderates (all of them for an admin)."""
-    from models.communities import Community
-
     communities = Community.all_ordered()
     return [c for c in communities if user.has_role("moderator", community=c.id)]
 
 
 def open_report_counts(community_ids) -> dict[int, int]:
-    from sqlalchemy import func, select
-
     ids = list(community_ids)
     if not ids:
         return {}
@@ -304,11 +275,6 @@ def open_report_counts(community_ids) -> dict[int, int]:
 
 def open_reports(community_id: int, limit: int = 100) -> list[Report]:
     """Oldest first: the queue is worked through in order."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import selectinload
-
-    from models.engagement import Comment
-
     return list(db.session.scalars(
         select(Report).where(Report.community_id == community_id, Report.status == "open")
         .options(selectinload(Report.reporter), selectinload(Report.story),
@@ -318,12 +284,6 @@ def open_reports(community_id: int, limit: int = 100) -> list[Report]:
 
 def under_review(community_id: int, limit: int = 100) -> tuple[list, list]:
     """Stories and comments a prohibited word sent to review, oldest first."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import selectinload
-
-    from models.engagement import Comment
-    from models.stories import Story
-
     stories = list(db.session.scalars(
         select(Story).where(Story.community_id == community_id, Story.status == "review")
         .options(selectinload(Story.author)).order_by(Story.published_at, Story.id).limit(limit)))
@@ -337,11 +297,6 @@ def under_review(community_id: int, limit: int = 100) -> tuple[list, list]:
 
 def featured_stories(community_id: int, limit: int = 3) -> list:
     """Featured stories pinned at the top of their community, newest feature first."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import selectinload
-
-    from models.stories import Story
-
     return list(db.session.scalars(
         select(Story).where(Story.community_id == community_id, Story.status == "published",
                             Story.featured_at.is_not(None))
@@ -353,11 +308,6 @@ def featured_stories(community_id: int, limit: int = 3) -> list:
 
 def add_word(word: str, action: str, actor):
     """Add a prohibited word (stored lower-case; a duplicate is refused with a clear message)."""
-    from sqlalchemy import func, select
-    from sqlalchemy.exc import IntegrityError
-
-    from models.content_filter import ProhibitedWord
-
     word = (word or "").strip().casefold()
     if not word or len(word) > 60:
         raise DomainError(N_("A word has 1 to %(max)s characters."), max=60)

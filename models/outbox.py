@@ -1,17 +1,25 @@
 """The job outbox: one row per job, written in the transaction of the change that caused it.
 
-`services/jobs.py` writes rows with `enqueue()` and runs them; this module owns the SQL that
+Writing a row is a model operation, so the outbox's own API lives here, below every model
+that queues work: `@job`/`@periodic` register a function under its dotted name, `enqueue()`
+writes its row in the caller's transaction (see `enqueue`). This module also owns the SQL that
 settles who runs a row (`claim_due`) and what its outcome was (`mark_done`, `mark_failed`).
+The runners that claim and run rows (eager, thread, RQ, the worker) are in services/jobs.py,
+whose docstring states the guarantee: at least once, every job idempotent.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
+from flask import current_app
 from sqlalchemy import (
-    JSON, CheckConstraint, Index, String, Text, and_, case, delete, func, literal, or_, select, update,
+    JSON, CheckConstraint, Index, String, Text, and_, case, delete, event, func, literal, or_, select, update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models import db
 from models.types import UTCDateTime, utcnow
@@ -44,6 +52,153 @@ class JobRow(db.Model):
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# -- registering jobs and queueing them --------------------------------------------------------
+
+DEFAULT_LEASE = timedelta(minutes=5)
+JOBS: dict[str, "Job"] = {}  # every job this process knows, by dotted name
+PERIODIC: dict[str, timedelta] = {}  # the jobs the worker enqueues on a schedule, and how often
+
+
+@dataclass
+class Job:
+    name: str
+    func: Callable
+    retries: int = 3
+    backoff: tuple[float, ...] = (10, 60, 300)
+    lease: timedelta = DEFAULT_LEASE
+    sensitive: bool = False  # arguments are cleared once the job has run (done or failed)
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ATTEMPT (1-based); the last value repeats."""
+        return self.backoff[min(attempt, len(self.backoff)) - 1]
+
+    def __call__(self, *args):
+        return self.func(*args)
+
+
+def job(func=None, *, retries: int = 3, backoff: tuple[float, ...] = (10, 60, 300),
+        lease: timedelta | float = DEFAULT_LEASE, sensitive: bool = False):
+    """Register FUNC as a job, addressable by its dotted name.
+
+    LEASE (a timedelta or seconds) is how long a run may take before another runner may
+    assume this one died and run the job again."""
+    if not isinstance(lease, timedelta):
+        lease = timedelta(seconds=lease)
+
+    def wrap(f):
+        name = f"{f.__module__}.{f.__name__}"
+        JOBS[name] = Job(name, f, retries, tuple(backoff), lease, sensitive)
+        return JOBS[name]
+
+    return wrap(func) if func else wrap
+
+
+def periodic(every: timedelta, **kw):
+    """Register a job that the worker process enqueues every EVERY."""
+
+    def wrap(f):
+        registered_ = job(f, **kw)
+        PERIODIC[registered_.name] = every
+        return registered_
+
+    return wrap
+
+
+def registered(name: str) -> Job | None:
+    """The job registered under NAME, if this process knows it."""
+    return JOBS.get(name)
+
+
+def periodic_jobs() -> dict[str, timedelta]:
+    return dict(PERIODIC)
+
+
+def enqueue(job_or_name, *args, run_at: datetime | None = None, key: str | None = None):
+    """Write a job row in the current transaction; it runs after the commit (never if it rolls back).
+
+    ARGS must be JSON values (ids, short strings). With KEY, a second enqueue of the same key
+    (in this transaction or any other, ever, until the row is purged) is a no-op. Returns the
+    row, or None when KEY was already taken. Only the top-level commit nudges the runner:
+    releasing a savepoint does not, and rolling one back drops just the rows queued inside it.
+    A job named by a string must be registered by the time it is queued (services/tasks.py
+    registers the app's jobs when the runner is set up).
+    """
+    name = job_or_name.name if isinstance(job_or_name, Job) else str(job_or_name)
+    if name not in JOBS:
+        raise KeyError(f"unknown job {name!r}")
+    args = list(args)
+    json.dumps(args)  # refuse what the JSON column could not store, here rather than at flush
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()
+    savepoint = session.get_nested_transaction()
+    row = JobRow(name=name, args=args, run_at=run_at or utcnow(), status="queued", attempts=0,
+                 max_attempts=JOBS[name].max_attempts, dedupe_key=key)
+    if key is None:
+        session.add(row)
+        session.flush()
+    else:
+        if session.scalar(select(JobRow.id).where(JobRow.dedupe_key == key)) is not None:
+            return None
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # a concurrent transaction took the key first: theirs stands
+            return None
+    session.info.setdefault("pending_jobs", []).append((row.id, row.run_at, savepoint))
+    return row
+
+
+def _within(transaction, savepoint) -> bool:
+    """Whether TRANSACTION is SAVEPOINT or was begun inside it."""
+    while transaction is not None:
+        if transaction is savepoint:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_commit")
+def _commit_pending(session):
+    # Fires for a released savepoint too: only the top-level commit makes the rows due.
+    if session.in_nested_transaction():
+        return
+    pending = session.info.pop("pending_jobs", None)
+    if pending:
+        session.info.setdefault("committed_jobs", []).extend(pending)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_on_rollback(session, previous_transaction):
+    # What was rolled back: the nearest savepoint or the top-level transaction (a failed
+    # flush rolls back from an inner subtransaction to one of those). The rows went with it.
+    boundary = previous_transaction
+    while boundary.parent is not None and not boundary.nested:
+        boundary = boundary.parent
+    if boundary.nested:  # a savepoint: forget only what was queued inside it
+        pending = session.info.get("pending_jobs")
+        if pending:
+            pending[:] = [p for p in pending if not _within(p[2], boundary)]
+    else:
+        session.info.pop("pending_jobs", None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _nudge_after_commit(session, transaction):
+    """Tell the app's runner (services/jobs.py, `app.extensions["jobs"]`) about the committed
+    rows once the transaction is over and its connection released."""
+    if transaction.parent is not None:
+        return
+    session.info.pop("pending_jobs", None)  # ended without a commit (closed): the rows are gone
+    committed = session.info.pop("committed_jobs", None)
+    if committed:
+        current_app.extensions["jobs"].nudge([(row_id, run_at) for row_id, run_at, _ in committed])
 
 
 @dataclass(frozen=True)

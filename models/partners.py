@@ -5,9 +5,11 @@ from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, contains_eager, joinedload, mapped_column, relationship
 
 from models import N_, DomainError, db
+from models.audit import audit
+from models.loyalty.rewards import Voucher
 from models.types import UTCDateTime, utcnow
 
 PARTNER_KINDS = ("wash", "maintenance", "inspection", "modding")
@@ -52,9 +54,7 @@ class Store(db.Model):
 def redemptions(partner_ids: list[int] | None, start: datetime, end: datetime) -> list:
     """Vouchers used at the stores of PARTNER_IDS (every partner when None) from START to END
     (UTC, end excluded), by store then time: what the portal lists and the statement settles."""
-    from sqlalchemy.orm import contains_eager, joinedload
 
-    from models.rewards import Voucher
 
     query = (
         select(Voucher)
@@ -80,7 +80,6 @@ def _name_taken(query) -> bool:
 
 def save_partner(partner: Partner | None, name: str, kind: str, actor) -> Partner:
     """Create a partner (PARTNER None) or rename / re-kind one, audited; names are unique."""
-    from models.audit import audit
 
     name = (name or "").strip()
     if not name:
@@ -109,7 +108,6 @@ def save_partner(partner: Partner | None, name: str, kind: str, actor) -> Partne
 
 def save_store(partner: Partner, store: Store | None, name: str, city: str, address: str, actor) -> Store:
     """Add a store to PARTNER (STORE None) or edit one, audited; names are unique per partner."""
-    from models.audit import audit
 
     name, city, address = (name or "").strip(), (city or "").strip(), (address or "").strip()
     if not name:

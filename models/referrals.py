@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 
 from models import db
 from models.accounts import User
-from models.rewards import ALPHABET, _DECODE
+from models.loyalty.ledger import award, lock_members
+from models.loyalty.rewards import ALPHABET, _DECODE
+from models.notifications import notify
 
 
 def invite_code(user: User) -> str:
@@ -61,9 +63,6 @@ def referral_blocked(member: User, inviter: User) -> bool:
 
 def qualify_referral(member: User, cause=None) -> bool:
     """Call on a member's first qualifying action: rewards inviter and invitee once each."""
-    from models.notifications import notify
-    from models.points import award, lock_members
-
     if member.invited_by_id is None:
         return False
     inviter = db.session.get(User, member.invited_by_id)

@@ -2,13 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, func, or_, select
+from flask import abort
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, case, func, or_, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
-from models import N_, DomainError, db
+from models import N_, DomainError, cursors, db
+from models.accounts import PhoneNotVerified
+from models.content_filter import refuse_blocked
+from models.engagement import Comment, StoryLike
 from models.markup import plain_text, render_markdown
+from models.nonces import AlreadySubmitted, check_nonce
+from models.outbox import enqueue
+from models.loyalty.ledger import award, lock_member
+from models.referrals import qualify_referral
+from models.search_index import reindex_story
 from models.types import UTCDateTime, utcnow
 
 TITLE_MIN, TITLE_MAX = 2, 60
@@ -96,18 +105,22 @@ class Story(db.Model):
 
     @classmethod
     def get_visible_or_404(cls, story_id: int, viewer) -> Story:
-        from flask import abort
-
         story = db.session.get(cls, story_id)
         if story is None or not story.visible_to(viewer):
             abort(404)
         return story
 
     @classmethod
+    def get_own_or_403(cls, story_id: int, member) -> Story:
+        """A story MEMBER wrote, to edit or delete: 404 unless they may see it, 403 for anyone else's."""
+        story = cls.get_visible_or_404(story_id, member)
+        if story.author_id != member.id:
+            abort(403)
+        return story
+
+    @classmethod
     def get_published_or_404(cls, story_id: int) -> Story:
         """A published story, the only kind that takes likes: 404 for any other (nothing to reveal)."""
-        from flask import abort
-
         story = db.session.get(cls, story_id)
         if story is None or story.status != "published":
             abort(404)
@@ -158,6 +171,14 @@ def validate(data: StoryInput) -> None:
         raise DomainError(N_("Choose tags from the list."))
 
 
+def require_photo_room(story: Story | None, adding: int, drop_photo_ids=None) -> None:
+    """Refuse ADDING photos to STORY (None: a new one) past MAX_PHOTOS, counting those dropped.
+    The form asks before it resizes the uploads; `save_story` asks again."""
+    kept = [p for p in (story.photos if story else []) if p.id not in (drop_photo_ids or set())]
+    if len(kept) + adding > MAX_PHOTOS:
+        raise DomainError(N_("A story has at most %(max)s photos."), max=MAX_PHOTOS)
+
+
 def save_story(author, data: StoryInput, publish: bool, story: Story | None = None,
                new_photos: list | None = None, drop_photo_ids: set[int] | None = None,
                nonce: str | None = None) -> Story:
@@ -168,14 +189,10 @@ def save_story(author, data: StoryInput, publish: bool, story: Story | None = No
     A new story from a form carries its one-time NONCE (None only for the demo seed and tests):
     a repeat raises `AlreadySubmitted` with the story the first submission made, and creates
     and pays nothing more."""
-    from models.content_filter import refuse_blocked
-    from models.nonces import AlreadySubmitted, check_nonce
-    from models.points import award, lock_member
-    from models.referrals import qualify_referral
-    from models.search import reindex_story
-
-    if not author.phone_verified:
-        raise DomainError(N_("Verify your mobile number before you post."))
+    if not author.can_post:
+        raise PhoneNotVerified(N_("Verify your mobile number before you post."))
+    if data.community is None:
+        raise DomainError(N_("Choose a community."))
     if story is None and nonce is not None:
         check_nonce(nonce)
         lock_member(author)  # one submission of a nonce at a time; the others find its story
@@ -192,8 +209,7 @@ def save_story(author, data: StoryInput, publish: bool, story: Story | None = No
             story = Story(author_id=author.id, created_at=now, status="draft", create_nonce=nonce)
             db.session.add(story)
         kept = [p for p in story.photos if p.id not in (drop_photo_ids or set())]
-        if len(kept) + len(new_photos or []) > MAX_PHOTOS:
-            raise DomainError(N_("A story has at most %(max)s photos."), max=MAX_PHOTOS)
+        require_photo_room(story, len(new_photos or []), drop_photo_ids)
         story.photos = kept + [
             StoryPhoto(position=0, full_key=p.full_key, thumb_key=p.thumb_key, width=p.width, height=p.height)
             for p in new_photos or []
@@ -227,8 +243,6 @@ def delete_story(story: Story) -> None:
 
     A draft, which nobody else ever saw, is removed outright. The photo files are deleted by a
     job once this commits, so a delete that rolls back loses no file."""
-    from services.jobs import enqueue
-
     keys = [key for photo in story.photos for key in (photo.full_key, photo.thumb_key)]
     if story.status == "draft":
         db.session.delete(story)
@@ -248,50 +262,10 @@ SORTS = ("newest", "hot")
 HOT_WINDOW_DAYS = 30  # the hot feed ranks the stories of the last 30 days
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _micros(at: datetime) -> int:
-    """Exact microseconds since the epoch (no float rounding: a cursor must hit its own story)."""
-    return (at - _EPOCH) // timedelta(microseconds=1)
-
-
-def _from_micros(micros: str) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(micros))
-
-
-def encode_cursor(story: Story) -> str:
-    return f"{_micros(story.published_at)}-{story.id}"
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
-    try:
-        micros, story_id = (cursor or "").split("-")
-        return _from_micros(micros), int(story_id)
-    except (ValueError, OverflowError):
-        return None
-
-
 def hot_score(likes: int, comments: int, published_at: datetime, ref_time: datetime) -> float:
     """(likes + 2 × comments + 1) / (hours since publication + 2) ^ 1.5, at REF_TIME."""
     hours = max((ref_time - published_at).total_seconds() / 3600, 0.0)
     return (likes + 2 * comments + 1) / (hours + 2) ** 1.5
-
-
-def encode_hot_cursor(ref_time: datetime, score: float, story_id: int) -> str:
-    return f"h_{_micros(ref_time)}_{score!r}_{story_id}"
-
-
-def decode_hot_cursor(cursor: str | None) -> tuple[datetime, float, int] | None:
-    import math
-
-    try:
-        tag, micros, score, story_id = (cursor or "").split("_")
-        if tag != "h" or not math.isfinite(float(score)):
-            return None
-        return _from_micros(micros), float(score), int(story_id)
-    except (ValueError, OverflowError):
-        return None
 
 
 def _scoped(query, community_ids, author_id):
@@ -316,7 +290,7 @@ def feed(community_ids=None, author_id: int | None = None, cursor: str | None = 
     if sort == "hot":
         return hot_feed(community_ids, author_id, cursor, size)
     query = _scoped(select(Story), community_ids, author_id)
-    after = decode_cursor(cursor)
+    after = cursors.decode("stories", cursor, datetime, int)
     if after is not None:
         at, story_id = after
         query = query.where(or_(Story.published_at < at, and_(Story.published_at == at, Story.id < story_id)))
@@ -324,7 +298,7 @@ def feed(community_ids=None, author_id: int | None = None, cursor: str | None = 
     stories = list(db.session.scalars(query.order_by(Story.published_at.desc(), Story.id.desc()).limit(size + 1)))
     more = len(stories) > size
     stories = stories[:size]
-    return stories, (encode_cursor(stories[-1]) if more else None)
+    return stories, (cursors.encode("stories", stories[-1].published_at, stories[-1].id) if more else None)
 
 
 def hot_feed(community_ids=None, author_id: int | None = None, cursor: str | None = None,
@@ -339,9 +313,7 @@ def hot_feed(community_ids=None, author_id: int | None = None, cursor: str | Non
     member sees fresh counts on the cards and a fresh ranking on the next full load.)
     Scores are computed in Python over the window: one query for the candidates, one GROUP BY
     for likes, one for comments, then the page's stories in bulk."""
-    from models.engagement import Comment, StoryLike
-
-    after = decode_hot_cursor(cursor)
+    after = cursors.decode("stories-hot", cursor, datetime, float, int)
     ref_time = after[0] if after else utcnow()
     candidates = _scoped(select(Story.id, Story.published_at), community_ids, author_id).where(
         Story.published_at <= ref_time, Story.published_at > ref_time - timedelta(days=HOT_WINDOW_DAYS)
@@ -368,7 +340,7 @@ def hot_feed(community_ids=None, author_id: int | None = None, cursor: str | Non
     if page:
         by_id = {s.id: s for s in db.session.scalars(_with_cards(select(Story).where(Story.id.in_([i for _, i in page]))))}
     stories = [by_id[i] for _, i in page if i in by_id]
-    return stories, (encode_hot_cursor(ref_time, *page[-1]) if more else None)
+    return stories, (cursors.encode("stories-hot", ref_time, *page[-1]) if more else None)
 
 
 @dataclass
@@ -380,10 +352,6 @@ class CardStats:
 
 def card_stats(stories: list[Story], viewer=None) -> dict[int, CardStats]:
     """Like and comment counts of STORIES and whether VIEWER liked each: two queries in all."""
-    from sqlalchemy import case
-
-    from models.engagement import Comment, StoryLike
-
     stats = {s.id: CardStats() for s in stories}
     if not stats:
         return stats

@@ -1,6 +1,8 @@
-"""Background jobs through a durable outbox: `enqueue(job, *args, run_at=None, key=None)`.
+"""Background jobs through a durable outbox: the runners that claim and run its rows.
 
-`enqueue` writes a row in the `jobs` table (models/outbox.py) in the caller's transaction: a
+Jobs are declared with `@job`/`@periodic` and queued with `enqueue(job, *args, run_at=None,
+key=None)`, all in models/outbox.py (writing a row is a model operation, so models queue jobs
+without importing services). `enqueue` writes a row in the `jobs` table in the caller's transaction: a
 rollback, of the whole transaction or of the savepoint it was queued in, drops the job with
 everything else, and once the commit is done a crash cannot lose it. After the top-level
 commit the runner is nudged with the new rows' ids; the nudge only saves time, the row is the
@@ -16,7 +18,8 @@ run each in its own app context and session, and record the outcome on the row: 
   due rows, sleeping until the next run_at, a nudge, or POLL_SECONDS; so it also finds rows
   left by a process that died.
 - rq (`REDIS_URL`): RQ carries only a row's id (`run_outbox_row`, RQ's retries off); the RQ
-  job claims that row if it is still due and runs it. `flask --app app worker` also polls
+  job claims that row if it is still due and runs it, in the app `run_worker` was given (RQ
+  must run inside `flask --app app worker`: services never build the app). The worker also polls
   for due rows (retries, delayed jobs, rows whose nudge was lost because Redis was down) and
   runs them itself. Duplicates in RQ are harmless: the claim decides.
 
@@ -42,7 +45,6 @@ workers never enqueue the same tick twice.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -51,168 +53,29 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
-from flask import Flask, current_app
-from sqlalchemy import event, func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from flask import Flask
+from sqlalchemy import func, select
+
+import services.tasks  # noqa: F401  (registers the app's jobs, so a runner knows every row's job)
+from models import db
+from models.outbox import (
+    DEFAULT_LEASE, JOBS, PERIODIC, JobRow, claim_due, enqueue, mark_done, mark_failed, next_due_at,
+)
 
 log = logging.getLogger("cheyou.jobs")
 
-_REGISTRY: dict[str, "Job"] = {}
-_PERIODIC: dict[str, timedelta] = {}
 QUEUE_NAME = "cheyou"
-DEFAULT_LEASE = timedelta(minutes=5)
 POLL_SECONDS = 2.0  # how often an idle dispatcher looks for rows nobody nudged it about
 BATCH = 1  # rows claimed at once: a lease starts when its run does, and runners share the work
 
 
-@dataclass
-class Job:
-    name: str
-    func: Callable
-    retries: int = 3
-    backoff: tuple[float, ...] = (10, 60, 300)
-    lease: timedelta = DEFAULT_LEASE
-    sensitive: bool = False  # arguments are cleared once the job has run (done or failed)
-
-    @property
-    def max_attempts(self) -> int:
-        return self.retries + 1
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ATTEMPT (1-based); the last value repeats."""
-        return self.backoff[min(attempt, len(self.backoff)) - 1]
-
-    def __call__(self, *args):
-        return self.func(*args)
-
-
-def job(func=None, *, retries: int = 3, backoff: tuple[float, ...] = (10, 60, 300),
-        lease: timedelta | float = DEFAULT_LEASE, sensitive: bool = False):
-    """Register FUNC as a job, addressable by its dotted name.
-
-    LEASE (a timedelta or seconds) is how long a run may take before another runner may
-    assume this one died and run the job again."""
-    if not isinstance(lease, timedelta):
-        lease = timedelta(seconds=lease)
-
-    def wrap(f):
-        name = f"{f.__module__}.{f.__name__}"
-        _REGISTRY[name] = Job(name, f, retries, tuple(backoff), lease, sensitive)
-        return _REGISTRY[name]
-
-    return wrap(func) if func else wrap
-
-
-def periodic(every: timedelta, **kw):
-    """Register a job that the worker process enqueues every EVERY."""
-
-    def wrap(f):
-        registered = job(f, **kw)
-        _PERIODIC[registered.name] = every
-        return registered
-
-    return wrap
-
-
-def registered(name: str) -> Job | None:
-    """The job registered under NAME, if this process knows it."""
-    return _REGISTRY.get(name)
-
-
-def enqueue(job_or_name, *args, run_at: datetime | None = None, key: str | None = None):
-    """Write a job row in the current transaction; it runs after the commit (never if it rolls back).
-
-    ARGS must be JSON values (ids, short strings). With KEY, a second enqueue of the same key
-    (in this transaction or any other, ever, until the row is purged) is a no-op. Returns the
-    row, or None when KEY was already taken. Only the top-level commit nudges the runner:
-    releasing a savepoint does not, and rolling one back drops just the rows queued inside it.
-    """
-    from models import db
-    from models.outbox import JobRow
-    from models.types import utcnow
-
-    name = job_or_name.name if isinstance(job_or_name, Job) else str(job_or_name)
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown job {name!r}")
-    args = list(args)
-    json.dumps(args)  # refuse what the JSON column could not store, here rather than at flush
-    session = db.session()
-    if not session.in_transaction():
-        session.begin()
-    savepoint = session.get_nested_transaction()
-    row = JobRow(name=name, args=args, run_at=run_at or utcnow(), status="queued", attempts=0,
-                 max_attempts=_REGISTRY[name].max_attempts, dedupe_key=key)
-    if key is None:
-        session.add(row)
-        session.flush()
-    else:
-        if session.scalar(select(JobRow.id).where(JobRow.dedupe_key == key)) is not None:
-            return None
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:  # a concurrent transaction took the key first: theirs stands
-            return None
-    session.info.setdefault("pending_jobs", []).append((row.id, row.run_at, savepoint))
-    return row
-
-
-def _within(transaction, savepoint) -> bool:
-    """Whether TRANSACTION is SAVEPOINT or was begun inside it."""
-    while transaction is not None:
-        if transaction is savepoint:
-            return True
-        transaction = transaction.parent
-    return False
-
-
-@event.listens_for(Session, "after_commit")
-def _commit_pending(session):
-    # Fires for a released savepoint too: only the top-level commit makes the rows due.
-    if session.in_nested_transaction():
-        return
-    pending = session.info.pop("pending_jobs", None)
-    if pending:
-        session.info.setdefault("committed_jobs", []).extend(pending)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_on_rollback(session, previous_transaction):
-    # What was rolled back: the nearest savepoint or the top-level transaction (a failed
-    # flush rolls back from an inner subtransaction to one of those). The rows went with it.
-    boundary = previous_transaction
-    while boundary.parent is not None and not boundary.nested:
-        boundary = boundary.parent
-    if boundary.nested:  # a savepoint: forget only what was queued inside it
-        pending = session.info.get("pending_jobs")
-        if pending:
-            pending[:] = [p for p in pending if not _within(p[2], boundary)]
-    else:
-        session.info.pop("pending_jobs", None)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _nudge_after_commit(session, transaction):
-    """Tell the runner about the committed rows once the transaction is over and its connection released."""
-    if transaction.parent is not None:
-        return
-    session.info.pop("pending_jobs", None)  # ended without a commit (closed): the rows are gone
-    committed = session.info.pop("committed_jobs", None)
-    if committed:
-        current_app.extensions["jobs"].nudge([(row_id, run_at) for row_id, run_at, _ in committed])
-
-
 def execute(app: Flask, name: str, args) -> None:
     """Run one job once, in its own app context and session."""
-    from models import db
-
     with app.app_context():
         token = db.write_intent.set(True)
         try:
-            _REGISTRY[name].func(*args)
+            JOBS[name].func(*args)
         except Exception:
             db.session.rollback()
             raise
@@ -249,8 +112,6 @@ class Dispatcher:
     immediate_retry: bool = False
 
     def _in_session(self, work, write=True):
-        from models import db
-
         with self.app.app_context():
             token = db.write_intent.set(write)  # SQLite: BEGIN IMMEDIATE for claims and outcomes
             try:
@@ -263,21 +124,15 @@ class Dispatcher:
                 db.write_intent.reset(token)
 
     def claim(self, now: datetime, ids=None, limit: int = BATCH):
-        from models.outbox import claim_due
-
-        leases = {name: j.lease for name, j in _REGISTRY.items()}
+        leases = {name: j.lease for name, j in JOBS.items()}
         return self._in_session(lambda s: claim_due(s, now, _runner_id(), leases, ids=ids, limit=limit))
 
     def next_due_at(self) -> datetime | None:
-        from models.outbox import next_due_at
-
-        return self._in_session(lambda s: next_due_at(s, list(_REGISTRY)), write=False)
+        return self._in_session(lambda s: next_due_at(s, list(JOBS)), write=False)
 
     def run_claim(self, claim, now: datetime | None = None) -> Outcome:
         """Run a claimed row and record how it went (only while this runner still holds it)."""
-        from models.outbox import mark_done, mark_failed
-
-        job_ = _REGISTRY[claim.name]
+        job_ = JOBS[claim.name]
         try:
             execute(self.app, claim.name, claim.args)
         except Exception as exc:
@@ -344,8 +199,6 @@ class EagerRunner:
     @property
     def scheduled(self) -> list[tuple[datetime, str, tuple]]:
         """Queued rows not yet due: (run_at, name, args), soonest first."""
-        from models.outbox import JobRow
-
         def read(session):
             rows = session.execute(select(JobRow.run_at, JobRow.name, JobRow.args)
                                    .where(JobRow.status == "queued", JobRow.run_at > _utcnow())
@@ -399,8 +252,6 @@ class ThreadRunner:
 
     def pending(self) -> int:
         """Rows queued or running (committed ones: what another session would see)."""
-        from models.outbox import JobRow
-
         return self.dispatcher._in_session(
             lambda s: s.scalar(select(func.count()).select_from(JobRow).where(JobRow.status.in_(("queued", "running")))),
             write=False)
@@ -440,18 +291,18 @@ class RqRunner:
 
 def _rq_timeout() -> int:
     # RQ stops a work horse after this; the row's lease (at most the longest) then lets another run it.
-    return int(max([DEFAULT_LEASE] + [j.lease for j in _REGISTRY.values()]).total_seconds()) + 60
+    return int(max([DEFAULT_LEASE] + [j.lease for j in JOBS.values()]).total_seconds()) + 60
 
 
+# The app RQ's jobs run in: set by `run_worker`, the entry point of `flask --app app worker`
+# (RQ's work horses are forks of that process and inherit it). Services never build the app.
 _worker_app: Flask | None = None
 
 
 def _app_for_worker() -> Flask:
-    global _worker_app
     if _worker_app is None:
-        from app import create_app
-
-        _worker_app = create_app()
+        raise RuntimeError("run_outbox_row runs in `flask --app app worker`, which hands it the app; "
+                           "a bare `rq worker` has none")
     return _worker_app
 
 
@@ -470,8 +321,6 @@ def _dispose_pools_in_child():
     app = _worker_app
     if app is None:
         return
-    from models import db
-
     with app.app_context():
         for engine in db.engines.values():
             engine.dispose(close=False)
@@ -482,8 +331,6 @@ if hasattr(os, "register_at_fork"):
 
 
 def init_app(app: Flask) -> None:
-    import services.tasks  # noqa: F401  (registers every job)
-
     mode = app.config.get("JOBS_MODE", "thread")
     runner = {"eager": EagerRunner, "thread": ThreadRunner, "rq": RqRunner}[mode](app)
     app.extensions["jobs"] = runner
@@ -496,22 +343,16 @@ def init_app(app: Flask) -> None:
                 runner.start()
 
 
-def periodic_jobs() -> dict[str, timedelta]:
-    return dict(_PERIODIC)
-
-
 def schedule_periodic(app: Flask, now: float | None = None, last_run: dict | None = None) -> list[str]:
     """Enqueue every periodic job whose tick has no row yet; called in a loop by the worker process.
 
     The dedupe key `periodic:NAME:TICK` (TICK = now // every) makes the database elect one
     enqueue per interval, however many workers run. LAST_RUN lets one process skip the
     query for jobs it enqueued less than their interval ago. Returns the names enqueued."""
-    from models import db
-
     now = now or time.time()
     queued = []
     with app.app_context():
-        for name, every in _PERIODIC.items():
+        for name, every in PERIODIC.items():
             seconds = every.total_seconds()
             if last_run is not None:
                 if now - last_run.get(name, float("-inf")) < seconds:

@@ -1,7 +1,7 @@
-"""QR codes (segno) for vouchers: inline SVG for pages, a data URI for the PDF.
+"""QR codes (segno) for vouchers and event tickets: inline SVG for pages, a data URI for the PDF.
 
-The QR carries the partner validation page's URL, so staff scan it with any phone camera
-and land on the voucher. The SVG has no `style` attribute (our CSP forbids inline styles):
+A voucher's QR carries the partner validation page's URL, so staff scan it with any phone
+camera and land on the voucher; a ticket's carries its check-in URL. The SVG has no `style` attribute (our CSP forbids inline styles):
 colours are presentation attributes, size comes from the page's CSS.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import segno
 from flask import current_app, url_for
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 # Medium error correction: survives a scratched printout or a cracked phone screen while
@@ -31,6 +32,18 @@ def validation_url(voucher) -> str:
     if url.endswith("/" + code):
         url = url[: -len(code)] + quote(code, safe="")
     return url
+
+
+def ticket_url(reg) -> str:
+    """The absolute URL the ticket of registration REG carries (the check-in page resolves it)."""
+    if "events.ticket" in current_app.view_functions:
+        return url_for("events.ticket", token=reg.ticket_token, _external=True)
+    return url_for("main.home", _external=True).rstrip("/") + "/events/t/" + reg.ticket_token
+
+
+def ticket_qr(reg) -> Markup:
+    """The ticket's QR as inline SVG, for the event page, the member's tickets and check-in."""
+    return qr_svg(ticket_url(reg), _("Ticket %(code)s", code=reg.display_code), css_class="qr event-qr-code")
 
 
 def make_qr(data: str) -> segno.QRCode:

@@ -3,11 +3,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import delete
 
 from models import SmsCode, db
+from models.accounts import User
+from models.events import Event, complete_event, due_for_completion, pay_attendances, send_reminders
+from models.events import settle_cancelled_event as settle
+from models.loyalty import expire_due, growth_aged_out, members_with_points_due, note_level_change
+from models.loyalty import sweep_vouchers as sweep
+from models.outbox import job, periodic, purge_finished
+from models.stories import Story
 from models.types import utcnow
-from services.jobs import job, periodic
+from services import mail, sms
+from services.images import copy_photo, delete_photo, removed_unless_saved
+from services.storage import get_storage
 
 
 @periodic(timedelta(hours=6))
@@ -23,18 +35,12 @@ def send_sms_code(phone: str, code: str, purpose: str):
 
     Sensitive: the code waits in the outbox in clear text until it is sent; then the row's
     arguments are cleared (services/jobs.py)."""
-    from flask import current_app
-
-    from services.sms import get_backend
-
-    get_backend(current_app).send_code(phone, code, purpose)
+    sms.get_backend(current_app).send_code(phone, code, purpose)
 
 
 @periodic(timedelta(hours=6))
 def purge_finished_jobs():
     """Delete outbox rows done more than 14 days ago (failed ones after 90): the table stays small."""
-    from models.outbox import purge_finished
-
     purge_finished(db.session)
     db.session.commit()
 
@@ -45,13 +51,6 @@ def send_password_reset_mail(user_id: int, site_url: str, locale: str):
 
     The link is signed here, at sending time, so no credential waits in the job queue; a retried
     job sends a second link, and both die together once either is used."""
-    from flask import current_app
-    from flask_babel import force_locale
-    from flask_babel import gettext as _
-
-    from models.accounts import User
-    from services.mail import get_backend
-
     user = db.session.get(User, user_id)
     if user is None or not user.email:
         return
@@ -66,38 +65,23 @@ def send_password_reset_mail(user_id: int, site_url: str, locale: str):
             _("The link works once. If you did not ask for it, ignore this e-mail: your password stays as it is."),
             _("Cheyou"),
         ])
-    get_backend(current_app).send(user.email, subject, body + "\n")
+    mail.get_backend(current_app).send(user.email, subject, body + "\n")
 
 
 @periodic(timedelta(hours=1))
 def expire_points():
     """Write expiry postings for every member holding points earned more than 12 months ago."""
-    from models.accounts import User
-    from models.points import PointsPosting, expire_due
-
-    due = db.session.scalars(
-        select(PointsPosting.user_id).where(PointsPosting.expires_at <= utcnow(), PointsPosting.points > 0).distinct()
-    ).all()
-    for user_id in due:
+    for user_id in members_with_points_due():
         expire_due(db.session.get(User, user_id))
         db.session.commit()  # one member at a time: a long run never holds the lock for long
 
 
 @periodic(timedelta(hours=6))
 def refresh_levels():
-    """Notify members whose level fell because growth older than a year stopped counting."""
-    from models.accounts import User
-    from models.points import PointsPosting, note_level_change
-
+    """Notify members whose level fell because growth older than the growth window stopped counting
+    (growth that aged out within the last week: slack for runs missed while the workers were down)."""
     now = utcnow()
-    aged = db.session.scalars(
-        select(PointsPosting.user_id).where(
-            PointsPosting.growth > 0,
-            PointsPosting.created_at <= now - timedelta(days=365),
-            PointsPosting.created_at > now - timedelta(days=372),
-        ).distinct()
-    ).all()
-    for user_id in aged:
+    for user_id in growth_aged_out(now, within=timedelta(days=7)):
         note_level_change(db.session.get(User, user_id), now)
     db.session.commit()
 
@@ -105,28 +89,13 @@ def refresh_levels():
 @periodic(timedelta(hours=1))
 def sweep_vouchers():
     """Mark vouchers past their date expired (never refunded), and remind owners 3 days ahead."""
-    from models.notifications import notify
-    from models.rewards import Voucher
-
-    now = utcnow()
-    db.session.execute(
-        update(Voucher).where(Voucher.state == "issued", Voucher.expires_at <= now).values(state="expired")
-    )
-    expiring = db.session.scalars(
-        select(Voucher).where(Voucher.state == "issued", Voucher.expires_at > now,
-                              Voucher.expires_at <= now + timedelta(days=3))
-    ).all()
-    for voucher in expiring:
-        notify(voucher.user, "voucher_expiring", {"reward": voucher.reward.title, "date": voucher.last_day.isoformat()},
-               link=f"/me/vouchers/{voucher.code}", dedupe_key=f"voucher-expiring:{voucher.id}")
+    sweep()
     db.session.commit()
 
 
 @periodic(timedelta(hours=1))
 def remind_events():
     """Tell confirmed members, the day before, that their event is tomorrow (once each)."""
-    from models.events import send_reminders
-
     send_reminders()
     db.session.commit()
 
@@ -134,8 +103,6 @@ def remind_events():
 @job
 def pay_event_attendance(event_id: int):
     """The attendance rewards of a completed event (queued by `complete_event`)."""
-    from models.events import Event, pay_attendances
-
     pay_attendances(db.session.get(Event, event_id))
     db.session.commit()
 
@@ -143,8 +110,6 @@ def pay_event_attendance(event_id: int):
 @job
 def settle_cancelled_event(event_id: int):
     """Refunds and messages for a cancelled event (queued by `cancel_event`)."""
-    from models.events import Event, settle_cancelled_event as settle
-
     settle(db.session.get(Event, event_id))
     db.session.commit()
 
@@ -152,8 +117,6 @@ def settle_cancelled_event(event_id: int):
 @periodic(timedelta(hours=1))
 def complete_events():
     """Close events that ended hours ago and nobody marked completed: pay attendance, count no-shows."""
-    from models.events import Event, complete_event, due_for_completion
-
     for event_id in due_for_completion():
         complete_event(db.session.get(Event, event_id))
         db.session.commit()  # one event at a time: a long run never holds the lock for long
@@ -162,11 +125,6 @@ def complete_events():
 @job
 def delete_photo_files(*keys: str):
     """Remove the files of a deleted story's photos (queued by `delete_story`, after its commit)."""
-    from flask import current_app
-
-    from services.images import delete_photo
-    from services.storage import get_storage
-
     delete_photo(get_storage(current_app), *keys)
 
 
@@ -176,12 +134,6 @@ def rename_story_photos(story_id: int):
 
     The files are copied first and the new keys committed, then the old files go: at every
     moment the rows point at files that exist, and a failed run leaves no orphan copy."""
-    from flask import current_app
-
-    from models.stories import Story
-    from services.images import copy_photo, delete_photo, removed_unless_saved
-    from services.storage import get_storage
-
     story = db.session.get(Story, story_id)
     if story is None or story.status == "deleted" or not story.photos:
         return

@@ -1,5 +1,7 @@
-"""Factories returning real rows with sensible defaults. One precomputed password hash
-keeps the suite fast; only the password tests pay for the slow hash."""
+"""Factories returning real rows with sensible defaults. Factory-made users share one
+precomputed hash of a cheap method (PBKDF2, one round), so logging them in through the form
+costs nothing; what the app hashes itself (signup, password change and reset: User.hash_password)
+still uses the real, slow default, and the tests of those pay for it."""
 from __future__ import annotations
 
 import itertools
@@ -12,7 +14,7 @@ from models.accounts import grant_role
 from models.types import utcnow
 
 PASSWORD = "Passw0rd-demo"
-_HASH = generate_password_hash(PASSWORD)
+_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1")
 _seq = itertools.count(1)
 
 

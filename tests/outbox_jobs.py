@@ -11,7 +11,7 @@ from collections import Counter
 from sqlalchemy import select
 
 from models import Notification, User, db, notify
-from services.jobs import job
+from models.outbox import job
 
 SLOW_LEASE = 3.0  # seconds: short, so the killed-worker test waits little for the reclaim
 ATTEMPTS: Counter = Counter()  # attempts of `flaky`, in the process that ran them

@@ -377,3 +377,16 @@ def test_forgot_is_rate_limited_per_address_across_ips(app, limiter_on, factorie
                                        environ_base={"REMOTE_ADDR": f"10.0.0.{i}"}).status_code for i in range(7)]
     assert statuses[:5] == [200] * 5 and statuses[5:] == [429, 429]
     assert len(mailbox) == 5
+
+
+@pytest.mark.parametrize("path, number_field", [("/auth/login/sms/verify", "phone"), ("/auth/forgot/reset", "phone")])
+def test_a_stale_code_form_or_a_bad_number_starts_over_at_the_number_with_why(client, path, number_field):
+    """The code step sent twice (its nonce is gone) or with a number that is not one: the number
+    form comes back saying why (it once answered 500: the refusal was appended to a tuple)."""
+    code = {"code": "123456", "password": "abcdefgh12", "confirm": "abcdefgh12", "consent": "y"}
+    stale = client.post(path, data={number_field: "13800138000", "nonce": "stale", **code})
+    assert stale.status_code == 422
+    assert "表单已过期" in _text(stale) and "13800138000" in stale.get_data(as_text=True)
+    bad_number = client.post(path, data={number_field: "12345", "nonce": "x" * 32, **code})
+    assert bad_number.status_code == 422
+    assert "请输入有效的中国大陆手机号" in _text(bad_number)

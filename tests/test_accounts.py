@@ -142,7 +142,7 @@ def test_real_login_form_with_csrf(client, factories, csrf_on):
     page = client.get("/auth/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     refused = client.post("/auth/login", data={"login": "member@example.com", "password": PASSWORD})
-    assert refused.status_code == 422
+    assert refused.status_code == 400
     assert "member@example.com" in refused.get_data(as_text=True), "the form keeps what was typed"
     response = client.post(
         "/auth/login", data={"login": "member@example.com", "password": PASSWORD, "csrf_token": token}
@@ -253,7 +253,7 @@ def test_expired_csrf_token_keeps_what_was_typed(client, csrf_on, monkeypatch, c
     later = int(time.time()) + 9 * 3600  # the page sat open all day
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: later)
     response = signup(client, csrf_token=token, login="13812345678", nickname="午后车友")
-    assert response.status_code == 422
+    assert response.status_code == 400
     body = response.get_data(as_text=True)
     assert "页面停留时间过长" in body
     assert 'value="13812345678"' in body and 'value="午后车友"' in body

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from models import EarningRule, Notification, ProhibitedWord, Story, db
 from models.engagement import COMMENT_MAX, Comment, StoryLike, add_comment
 from models.nonces import new_nonce
-from models.points import PointsPosting
+from models.loyalty import PointsPosting
 from models.stories import StoryInput, delete_story, save_story
 from tests.html import assert_no_inline_code
 from tests.live import LiveServer, fire_at_once, session_cookie_for

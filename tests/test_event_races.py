@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from models import db
 from models.events import Event, Registration
-from models.points import balance_of, refund
+from models.loyalty import balance_of, refund
 from tests.live import LiveServer, fire_at_once, session_cookie_for
 
 

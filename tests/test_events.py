@@ -6,12 +6,11 @@ from datetime import timedelta
 import pytest
 
 from models import DomainError, Notification, db
-from models.event_checkin import check_in
 from models.events import (
-    Registration, SignupInput, cancel_event, cancel_registration, complete_event, opens_for, priority_suspended_until,
-    save_event, send_reminders, signup,
+    Registration, SignupInput, cancel_event, cancel_registration, check_in, complete_event, opens_for,
+    priority_suspended_until, save_event, send_reminders, signup,
 )
-from models.points import award, balance_of
+from models.loyalty import award, balance_of
 from models.types import SHANGHAI, shanghai_midnight, utcnow
 
 
@@ -35,7 +34,7 @@ def test_signup_confirms_while_seats_remain_then_waitlists_in_order(factories):
     reg_d = _signup(event, d)
     assert reg_d.state == "waitlisted"
     assert reg_d.waitlist_position() == 2
-    from models.event_listings import card_of
+    from models.events import card_of
 
     card = card_of(event)
     assert (card.seats_taken, card.waitlisted) == (3, 2)
@@ -91,7 +90,7 @@ def test_promotion_skips_a_member_who_can_no_longer_pay(factories):
     _signup(event, a)
     _signup(event, poor)
     _signup(event, rich)
-    from models.points import spend
+    from models.loyalty import spend
     spend(db.session.merge(poor), 20, key="spent-elsewhere")
     db.session.commit()
     cancel_registration(db.session.merge(event), db.session.merge(a))
@@ -122,7 +121,7 @@ def test_level_priority_opens_signup_early_unless_suspended(factories):
     event = factories.event(signup_opens_at=now + timedelta(hours=30), level_priority=True)
     vip = factories.user()
     award(vip, "referral", key="growth", points=0)
-    from models.points import PointsPosting
+    from models.loyalty import PointsPosting
     db.session.add(PointsPosting(user_id=vip.id, kind="adjust", points=1, growth=2000, reason="test", key="g",
                                  day=now.date(), created_at=now))
     db.session.commit()
@@ -223,7 +222,8 @@ def test_signup_refusals(factories):
     _signup(twice, member)
     assert _refusal(twice, member) == "You are already signed up for this event."
     priced = factories.event(points_price=500)
-    assert _refusal(priced, factories.user()) == "You need %(points)s points but have %(balance)s."
+    assert _refusal(priced, factories.user()) == (
+        "%(missing)s more points needed: this costs %(points)s, you have %(balance)s.")
     no_companions = factories.event(companions_allowed=0)
     assert _refusal(no_companions, factories.user(), companions=1) == "This event does not allow companions."
 
@@ -245,7 +245,7 @@ def test_road_trip_needs_safety_plate_and_emergency_contact(factories):
 
 def _vip(factories, growth=2000):
     """A member at Lv.4 (48 priority hours): growth from attended events."""
-    from models.points import PointsPosting
+    from models.loyalty import PointsPosting
 
     member = factories.user()
     now = utcnow()
@@ -380,7 +380,7 @@ def test_check_in_refuses_forged_and_foreign_tickets(factories):
 
 
 def test_completion_pays_attendance_counts_no_shows_and_qualifies_the_referral(factories):
-    from models.points import PointsPosting
+    from models.loyalty import PointsPosting
 
     event, organizer, then = _started(factories)
     inviter = factories.user()
@@ -469,7 +469,8 @@ def test_reminders_go_out_the_day_before_once(factories):
 
 
 def test_the_worker_closes_events_nobody_marked_completed(app, factories):
-    from services.jobs import execute, periodic_jobs
+    from models.outbox import periodic_jobs
+    from services.jobs import execute
 
     assert {"services.tasks.remind_events", "services.tasks.complete_events"} <= set(periodic_jobs())
     now = utcnow()
@@ -497,7 +498,7 @@ def test_a_community_page_shows_its_next_events(client, factories):
 
 
 def test_an_organizers_events_list_what_is_coming_soonest_first_then_the_past(factories):
-    from models.event_listings import managed_by
+    from models.events import managed_by
 
     now = utcnow()
     organizer = factories.user(role="organizer", community=factories.communities()["ev"])

@@ -13,11 +13,10 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from models import Notification, db
-from models.event_checkin import check_in
-from models.events import Event, Registration, SignupInput, signup
-from models.levels import EarningRule
+from models.events import Event, Registration, SignupInput, check_in, signup
+from models.loyalty import EarningRule
 from models.nonces import new_nonce
-from models.points import award, balance_of
+from models.loyalty import award, balance_of
 from models.types import SHANGHAI, utcnow
 from services.storage import get_storage
 from tests.html import Tags, assert_no_inline_code

@@ -10,9 +10,8 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 
 from models import db
-from models.event_checkin import check_in
-from models.events import Event, Registration, SignupInput, cancel_event, complete_event, signup
-from models.points import award, balance_of
+from models.events import Event, Registration, SignupInput, cancel_event, check_in, complete_event, signup
+from models.loyalty import award, balance_of
 from models.types import add_months, shanghai_day, shanghai_midnight, utcnow
 from tests.html import assert_no_inline_code
 
@@ -364,7 +363,8 @@ def test_every_bad_signup_is_refused_with_a_clear_message(factories, member, mem
              "This event does not allow companions.")
     priced = factories.event(points_price=150)
     _give(member, 100)
-    _refused(member_client, priced, {}, "You need 150 points but have 100.", member=member, balance=100)
+    _refused(member_client, priced, {}, "50 more points needed: this costs 150, you have 100.",
+             member=member, balance=100)
 
 
 @pytest.mark.parametrize("change, message", [

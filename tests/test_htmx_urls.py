@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from models import db, notify
 from models.nonces import new_nonce
-from models.points import award
+from models.loyalty import award
 from models.stories import StoryInput, save_story
 from models.types import utcnow
 from tests.html import Tags

@@ -18,16 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 import services.jobs
 from models import JobRow, Notification, SmsCode, User, db, notify
+from models.outbox import enqueue, job, periodic_jobs
 from models.types import utcnow
-from services.jobs import (
-    QUEUE_NAME,
-    RqRunner,
-    ThreadRunner,
-    enqueue,
-    job,
-    periodic_jobs,
-    schedule_periodic,
-)
+from services.jobs import QUEUE_NAME, RqRunner, ThreadRunner, schedule_periodic
 from services.tasks import purge_sms_codes
 
 # What the test jobs did, for jobs run in this process (eager, thread, RQ's SimpleWorker).
@@ -255,9 +248,12 @@ def test_thread_runner_runs_the_job_in_the_background_after_commit(make_app):
     with thread_app.app_context():
         user = _member("后台")
         enqueue(greet, user.id)
-        time.sleep(0.05)
-        assert RUNS == [] and runner.pending() == 0  # nothing submitted before the commit
+        # Nothing handed over before the commit: the runner was never woken (its thread is not
+        # even started), and the uncommitted row is not among what it could claim.
+        assert runner._thread is None and not runner._wake.is_set()
+        assert RUNS == [] and runner.pending() == 0
         db.session.commit()
+        assert runner._thread is not None  # the commit's nudge started it
         user_id = user.id
     assert _wait_for(lambda: RUNS == [f"greet:{user_id}"])
     assert runner._thread.name == "cheyou-jobs"

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from models import Voucher, db
-from models.rewards import use_voucher, void_voucher
+from models.loyalty import use_voucher, void_voucher
 from models.types import utcnow
 from services.qr import validation_url
 from tests.html import assert_no_inline_code

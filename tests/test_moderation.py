@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from models import AuditEntry, Comment, EarningRule, Notification, ProhibitedWord, Report, Story, db
 from models.nonces import new_nonce
-from models.points import balance_of, spend
+from models.loyalty import balance_of, spend
 from models.stories import StoryInput, save_story
 from tests.html import assert_no_inline_code
 

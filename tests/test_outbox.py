@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import services.jobs
 from models import JobRow, db
-from models.outbox import LEASE_EXPIRED, claim_due, mark_done
+from models.outbox import JOBS, LEASE_EXPIRED, claim_due, enqueue, mark_done, periodic_jobs
 from models.types import utcnow
-from services.jobs import Dispatcher, ThreadRunner, enqueue, schedule_periodic
+from services.jobs import Dispatcher, ThreadRunner, schedule_periodic
 from services.tasks import send_sms_code
 from tests import outbox_jobs
 from tests.outbox_jobs import effects, flaky, slow_once, touch
@@ -44,7 +43,7 @@ def _rows(name: str | None = None) -> list[JobRow]:
 
 
 def _leases():
-    return {name: j.lease for name, j in services.jobs._REGISTRY.items()}
+    return {name: j.lease for name, j in JOBS.items()}
 
 
 @pytest.fixture
@@ -114,7 +113,7 @@ def test_periodic_ticks_are_enqueued_once_however_many_workers(make_app):
         runner.autostart = False
     now = time.time()
     first, second = schedule_periodic(one, now=now), schedule_periodic(two, now=now)
-    assert sorted(first) == sorted(services.jobs.periodic_jobs()) and second == []
+    assert sorted(first) == sorted(periodic_jobs()) and second == []
     assert len(_rows()) == len(first)
     assert schedule_periodic(two, now=now + 6 * 3600) != []  # the next tick is new
 
@@ -338,7 +337,7 @@ def test_a_process_killed_between_commit_and_run_loses_nothing(app, factories, t
         from sqlalchemy.orm import Session
         from app import create_app
         from models import db
-        from services.jobs import enqueue
+        from models.outbox import enqueue
 
         app = create_app()
         with app.app_context():

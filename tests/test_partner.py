@@ -13,8 +13,7 @@ import requests
 from sqlalchemy import func, select
 
 from models import Notification, Reward, Voucher, db
-from models.points import award
-from models.rewards import CHECK_SYMBOLS, check_symbol, format_code, redeem, use_voucher, void_voucher
+from models.loyalty import CHECK_SYMBOLS, award, check_symbol, format_code, redeem, use_voucher, void_voucher
 from models.types import shanghai_day, utcnow
 from tests.factories import PASSWORD
 from tests.live import LiveServer, fire_at_once
@@ -195,7 +194,7 @@ def test_the_use_form_carries_its_csrf_token_and_a_stale_page_keeps_the_choice(l
     page = text(client.get(f"/partner/v/{voucher.code}"))
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     stale = client.post(f"/partner/v/{voucher.code}/use", data={"store": partner.stores[1].id, "csrf_token": "old"})
-    assert stale.status_code == 422 and "This page was open for too long" in text(stale)
+    assert stale.status_code == 400 and "This page was open for too long" in text(stale)
     assert f'<option selected value="{partner.stores[1].id}">' in text(stale)
     assert db.session.get(Voucher, voucher.id).state == "issued"
     # The lookup is a plain GET form: no token needed.

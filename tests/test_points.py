@@ -7,8 +7,10 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AuditEntry, DomainError, EarningRule, Notification, PointsPosting, db, level_of
-from models.points import (NotEnoughPoints, adjust, award, balance_of, check_in, expire_due, expiring_soon, lots_of,
-                           refund, reverse_earnings, spend)
+from models.loyalty import (
+    NotEnoughPoints, adjust, award, balance_of, check_in, expire_due, expiring_soon, lots_of, refund, reverse_earnings,
+    spend
+)
 from models.referrals import invite_code, inviter_for, qualify_referral, record_invitation
 
 T0 = datetime(2026, 3, 10, 4, 0, tzinfo=timezone.utc)  # 12:00 in Shanghai

@@ -14,7 +14,7 @@ from blueprints.times import ago, relative_time
 from models import Comment, Notification, Story, db
 from models.events import SignupInput, cancel_event, cancel_registration, signup
 from models.nonces import new_nonce
-from models.points import award
+from models.loyalty import award
 from models.stories import StoryInput, save_story
 from models.types import SHANGHAI
 from tests.html import Tags

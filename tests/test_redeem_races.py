@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import PointsPosting, Reward, Voucher, db
-from models.points import balance_of, refund
-from models.rewards import new_nonce
+from models.loyalty import balance_of, refund
+from models.nonces import new_nonce
 from tests.live import LiveServer, fire_at_once, session_cookie_for
 
 

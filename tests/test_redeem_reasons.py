@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import DomainError, Reward, Voucher, db
-from models.points import balance_of, refund
-from models.rewards import new_nonce, redeem, redeem_refusal
+from models.loyalty import balance_of, redeem, redeem_refusal, refund
+from models.nonces import new_nonce
 from models.types import shanghai_day, utcnow
 
 

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Notification, Reward, Voucher, db
-from models.points import balance_of, refund
-from models.rewards import format_code, new_code, new_nonce, normalise_code
+from models.loyalty import balance_of, format_code, new_code, normalise_code, refund
+from models.nonces import new_nonce
 from models.types import utcnow
 
 
@@ -120,7 +120,7 @@ def test_per_member_limit_over_the_rewards_life(login_as, factories, make_reward
 
 
 def test_monthly_limit(login_as, factories, make_reward):
-    from models.rewards import redeem as redeem_now
+    from models.loyalty import redeem as redeem_now
 
     member = rich_member(factories, 5)
     reward = make_reward(per_member_limit=5, monthly_limit=1)
@@ -169,7 +169,7 @@ def test_an_expired_voucher_is_never_refunded(factories, make_reward):
     from datetime import timedelta
 
     from models import DomainError
-    from models.rewards import redeem as redeem_voucher, void_voucher
+    from models.loyalty import redeem as redeem_voucher, void_voucher
     from models.types import utcnow
 
     admin, member = factories.user(role="admin"), rich_member(factories, 1)
@@ -184,7 +184,7 @@ def test_an_expired_voucher_is_never_refunded(factories, make_reward):
 def test_voucher_sweep_expires_and_reminds_three_days_ahead(factories, make_reward):
     from datetime import timedelta
 
-    from models.rewards import redeem as redeem_voucher
+    from models.loyalty import redeem as redeem_voucher
     from models.types import utcnow
     from services.tasks import sweep_vouchers
 

@@ -105,110 +105,287 @@ def test_route_table_covers_every_get_route(app):
     assert rules == set(ROUTES)
 
 
-@pytest.fixture
-def world(factories, communities):
-    """One of each thing a parameterised route can point at."""
+# Every state-changing route and who may do it. The others are sent to log in (visitors) or
+# refused (403; JSON endpoints answer visitors 401); whatever is refused changes nothing. An
+# allowed POST does what it does (with the data of `post_data`) or, for the long forms sent
+# without their fields, answers the form again with its errors (422): either way it got past
+# access.
+POST_ROUTES = {
+    "/admin/partners": {"admin"},
+    "/admin/partners/<int:partner_id>": {"admin"},
+    "/admin/partners/<int:partner_id>/staff": {"admin"},
+    "/admin/partners/<int:partner_id>/stores": {"admin"},
+    "/admin/points": {"admin"},
+    "/admin/rewards/<int:reward_id>/edit": {"admin"},
+    "/admin/rewards/new": {"admin"},
+    "/admin/roles": {"admin"},
+    "/admin/roles/<int:grant_id>/revoke": {"admin"},
+    "/admin/stores/<int:store_id>/edit": {"admin"},
+    "/admin/vouchers/<int:voucher_id>/void": {"admin"},
+    "/admin/words": {"admin"},
+    "/admin/words/<int:word_id>/delete": {"admin"},
+    "/auth/forgot": ALL,  # signed-in accounts are sent to change their password
+    "/auth/forgot/reset": ALL,
+    "/auth/login": ALL,  # signed-in accounts are sent on
+    "/auth/login/sms/send": ALL,
+    "/auth/login/sms/verify": ALL,
+    "/auth/logout": ALL,  # a visitor is simply sent home
+    "/auth/password": SIGNED_IN,
+    "/auth/phone/send": SIGNED_IN,
+    "/auth/phone/verify": SIGNED_IN,
+    "/auth/reset/<token>": ALL,  # the e-mailed link is the credential
+    "/auth/signup": ALL,
+    "/c/<slug>/join": SIGNED_IN,
+    "/c/<slug>/leave": SIGNED_IN,
+    "/events/<int:event_id>/cancel": SIGNED_IN,  # one's own registration
+    "/events/<int:event_id>/cancel-event": {"organizer", "admin"},
+    "/events/<int:event_id>/checkin": {"organizer", "admin"},
+    "/events/<int:event_id>/checkin/sync": {"organizer", "admin"},
+    "/events/<int:event_id>/complete": {"organizer", "admin"},
+    "/events/<int:event_id>/edit": {"organizer", "admin"},
+    "/events/<int:event_id>/publish": {"organizer", "admin"},
+    "/events/<int:event_id>/signup": SIGNED_IN,
+    "/events/new": {"organizer", "admin"},
+    "/lang": ALL,
+    "/me/checkin": SIGNED_IN,
+    "/me/notifications/<int:notification_id>/read": SIGNED_IN,  # one's own; another's is a 404
+    "/me/notifications/read-all": SIGNED_IN,
+    "/moderation/<any(stories, comments):kind>/<int:target_id>/<any(hide, restore, approve, feature, unfeature):action>":
+        {"moderator", "admin"},
+    "/moderation/report": SIGNED_IN,
+    "/moderation/reports/<int:report_id>/<any(confirm, dismiss):action>": {"moderator", "admin"},
+    "/partner/v/<path:code>/use": {"partner", "admin"},
+    "/rewards/<int:reward_id>/redeem": SIGNED_IN,
+    "/stories/<int:story_id>/comments": SIGNED_IN,
+    "/stories/<int:story_id>/delete": set(),  # only the story's author (not one of the matrix's accounts)
+    "/stories/<int:story_id>/edit": set(),
+    "/stories/<int:story_id>/like": SIGNED_IN,
+    "/stories/<int:story_id>/unlike": SIGNED_IN,
+    "/stories/comments/<int:comment_id>/delete": set(),  # only the comment's author (moderators hide it)
+    "/stories/new": SIGNED_IN,
+}
+# JSON endpoints answer a visitor 401 (a fetch() must not land on the login page).
+JSON_ROUTES = {"/events/<int:event_id>/checkin/sync"}
+# Allowed POSTs that change the world for every role allowed (checked inside their case);
+# each next case checks it sees the world as built.
+CHANGES_THE_WORLD = {
+    "/admin/partners/<int:partner_id>", "/admin/points", "/admin/roles/<int:grant_id>/revoke",
+    "/admin/stores/<int:store_id>/edit", "/admin/vouchers/<int:voucher_id>/void", "/admin/words",
+    "/admin/words/<int:word_id>/delete", "/c/<slug>/join", "/events/<int:event_id>/cancel-event",
+    "/events/<int:event_id>/checkin", "/events/<int:event_id>/checkin/sync", "/events/<int:event_id>/signup",
+    "/me/checkin", "/me/notifications/<int:notification_id>/read", "/me/notifications/read-all",
+    "/moderation/<any(stories, comments):kind>/<int:target_id>/<any(hide, restore, approve, feature, unfeature):action>",
+    "/moderation/report", "/moderation/reports/<int:report_id>/<any(confirm, dismiss):action>",
+    "/partner/v/<path:code>/use", "/stories/<int:story_id>/like",
+}
+
+
+def test_route_table_covers_every_post_route(app):
+    """A new form or action must be added to the matrix above."""
+    rules = {
+        r.rule for r in app.url_map.iter_rules()
+        if r.methods & {"POST", "PUT", "PATCH", "DELETE"} and not r.rule.startswith("/__")
+    }
+    assert rules == set(POST_ROUTES)
+
+
+@pytest.fixture(scope="class")
+def world(app, outer_transaction):
+    """One of each thing a parameterised route can point at, and one account per role (each
+    owning a voucher of world.partner and a notification), built once for the class."""
     from types import SimpleNamespace
 
-    from models import Reward
-
-    partner = factories.partner("示例洗车")
-    reward = Reward(partner_id=partner.id, kind="wash", title="精洗一次", points_price=100, stock=5)
-    db.session.add(reward)
-    db.session.commit()
-    from tests.test_vouchers_pdf import issue_voucher
-
+    from models import Comment, ProhibitedWord, Report, Reward, notify
+    from models.events import SignupInput, signup
     from models.stories import NewPhoto, StoryInput, save_story
     from services.storage import get_storage
+    from tests.factories import Factories
+    from tests.test_vouchers_pdf import issue_voucher
 
-    get_storage(factories.app).write("photos/matrix/p.jpg", b"\xff\xd8\xff\xd9")
-    writer = factories.user(login="13800009999", verified=True)
-    story = save_story(writer, StoryInput(communities["ev"], "矩阵里的故事", "这是一篇用于权限测试的故事。", []),
-                       publish=True, new_photos=[NewPhoto("photos/matrix/p.jpg", "photos/matrix/p.jpg", 1, 1)])
-    db.session.commit()
-    world = SimpleNamespace(communities=communities, partner=partner, reward=reward, story=story,
-                            voucher=issue_voucher(factories, partner=partner),
-                            event=factories.event(community=communities["ev"]))
-    from models.events import SignupInput, signup
-
-    world.ticket = signup(world.event, factories.user(), SignupInput())
-    db.session.commit()
-    # Voucher pages show only one's own voucher: the account made next (by `client_for`) gets
-    # one of world.partner, issued the real way (so `points verify` finds its payment).
-    make_user = factories.user
-
-    def user_owning_a_voucher(*args, **kwargs):
-        user = make_user(*args, **kwargs)
-        world.voucher = issue_voucher(factories, member=user, partner=partner)
-        return user
-
-    factories.user = user_owning_a_voucher
+    with app.app_context():
+        factories = Factories(app)
+        communities = factories.communities()
+        partner = factories.partner("示例洗车")
+        reward = Reward(partner_id=partner.id, kind="wash", title="精洗一次", points_price=100, stock=5)
+        db.session.add(reward)
+        db.session.commit()
+        get_storage(app).write("photos/matrix/p.jpg", b"\xff\xd8\xff\xd9")
+        writer = factories.user(login="13800009999", verified=True)
+        story = save_story(writer, StoryInput(communities["ev"], "矩阵里的故事", "这是一篇用于权限测试的故事。", []),
+                           publish=True, new_photos=[NewPhoto("photos/matrix/p.jpg", "photos/matrix/p.jpg", 1, 1)])
+        db.session.flush()
+        comment = Comment(story_id=story.id, author_id=writer.id, body="自己的评论。")
+        report = Report(reporter_id=writer.id, community_id=communities["ev"].id, story_id=story.id, reason="spam")
+        word = ProhibitedWord(word="矩阵禁词", action="block")
+        db.session.add_all([comment, report, word])
+        db.session.commit()
+        event = factories.event(community=communities["ev"])
+        holder = factories.user()
+        ticket = signup(event, holder, SignupInput())
+        db.session.commit()
+        accounts, vouchers, notes = {}, {}, {}
+        for n, role in enumerate(ROLES[1:]):
+            scope = {"partner": partner} if role == "partner" else {}
+            # Verified mobile accounts, so pages for members who may post open for every role.
+            user = factories.user(login=f"1370000{n:04d}", verified=True, role=None if role == "member" else role,
+                                  **scope)
+            vouchers[role] = issue_voucher(factories, member=user, partner=partner)
+            notes[role] = notify(user, "welcome", {"nickname": user.nickname})
+            db.session.commit()
+            accounts[role] = user.id
+        grant = db.session.scalar(select(RoleGrant).where(RoleGrant.user_id == accounts["moderator"]))
+        world = SimpleNamespace(
+            partner_id=partner.id, store_id=partner.stores[0].id, reward_id=reward.id, story_id=story.id,
+            writer_id=writer.id, comment_id=comment.id, report_id=report.id, word_id=word.id, grant_id=grant.id,
+            event_id=event.id, ticket_token=ticket.ticket_token, holder_id=holder.id, accounts=accounts,
+            vouchers={role: (v.id, v.code) for role, v in vouchers.items()},
+            notes={role: note.id for role, note in notes.items()},
+        )
+        db.session.remove()
+    world.fingerprint = outer_transaction.fingerprint()
     return world
 
 
-def example_path(rule: str, world) -> str:
-    """A concrete URL for RULE, pointing at something that exists in WORLD."""
-    examples = {
-        "/i/<code>": lambda: "/i/1",
-        "/rewards/<int:reward_id>": lambda: f"/rewards/{world.reward.id}",
-        "/rewards/<int:reward_id>/confirm": lambda: f"/rewards/{world.reward.id}/confirm",
-        "/me/vouchers/<code>": lambda: f"/me/vouchers/{world.voucher.code}",
-        "/me/vouchers/<code>.pdf": lambda: f"/me/vouchers/{world.voucher.code}.pdf",
-        "/partner/v/<path:code>": lambda: f"/partner/v/{world.voucher.code}",
-        "/admin/partners/<int:partner_id>": lambda: f"/admin/partners/{world.partner.id}",
-        "/admin/stores/<int:store_id>/edit": lambda: f"/admin/stores/{world.partner.stores[0].id}/edit",
-        "/admin/rewards/<int:reward_id>/edit": lambda: f"/admin/rewards/{world.reward.id}/edit",
-        "/stories/<int:story_id>": lambda: f"/stories/{world.story.id}",
-        "/stories/by/<int:user_id>": lambda: f"/stories/by/{world.story.author_id}",
-        "/stories/<int:story_id>/edit": lambda: f"/stories/{world.story.id}/edit",
-        "/media/<path:key>": lambda: "/media/photos/matrix/p.jpg",
-    }
+def example_path(rule: str, world, role: str) -> str:
+    """A concrete URL for RULE, pointing at something that exists in WORLD (ROLE's own, where it matters)."""
+    voucher_id, code = world.vouchers.get(role, world.vouchers["member"])
+    note = world.notes.get(role, world.notes["member"])
     if rule == "/auth/reset/<token>":
         from flask import current_app
 
-        return f"/auth/reset/{db.session.get(User, world.story.author_id).reset_token(current_app.config['SECRET_KEY'])}"
-    if rule == "/events/t/<token>":
-        return f"/events/t/{world.ticket.ticket_token}"
-    if "<int:event_id>" in rule:
-        return rule.replace("<int:event_id>", str(world.event.id))
-    if rule in examples:
-        return examples[rule]()
-    return rule.replace("<slug>", "ev")
+        return f"/auth/reset/{db.session.get(User, world.writer_id).reset_token(current_app.config['SECRET_KEY'])}"
+    if rule.startswith("/moderation/<any"):
+        return f"/moderation/stories/{world.story_id}/hide"
+    if rule.startswith("/moderation/reports/"):
+        return f"/moderation/reports/{world.report_id}/dismiss"
+    path = (rule.replace("<token>", world.ticket_token).replace("<int:event_id>", str(world.event_id))
+            .replace("<int:reward_id>", str(world.reward_id)).replace("<path:code>", code).replace("<code>", code)
+            .replace("<int:partner_id>", str(world.partner_id)).replace("<int:store_id>", str(world.store_id))
+            .replace("<int:story_id>", str(world.story_id)).replace("<int:comment_id>", str(world.comment_id))
+            .replace("<int:grant_id>", str(world.grant_id)).replace("<int:word_id>", str(world.word_id))
+            .replace("<int:voucher_id>", str(voucher_id)).replace("<int:notification_id>", str(note))
+            .replace("<slug>", "ev"))
+    if rule == "/i/<code>":
+        return "/i/1"
+    if rule == "/stories/by/<int:user_id>":
+        return f"/stories/by/{world.writer_id}"
+    if rule == "/media/<path:key>":
+        return "/media/photos/matrix/p.jpg"
+    return path
 
 
-@pytest.fixture
-def client_for(app, factories, world):
-    def make(role):
+def post_data(rule: str, world, role: str) -> dict:
+    """What the form of RULE sends (the long forms are sent empty: an allowed role gets their errors)."""
+    from models.nonces import new_nonce
+
+    data = {
+        "/admin/points": {"member": world.writer_id, "points": 10, "reason": "矩阵测试", "nonce": new_nonce()},
+        "/auth/forgot/reset": {"phone": "13800009999", "nonce": new_nonce()},
+        "/auth/login/sms/verify": {"phone": "13800009999", "nonce": new_nonce()},
+        "/admin/vouchers/<int:voucher_id>/void": {f"v{world.vouchers.get(role, (0,))[0]}-reason": "门店停业"},
+        "/events/<int:event_id>/cancel-event": {"message": "因天气取消，抱歉。"},
+        "/admin/partners": {"name": "新来的伙伴"},
+        "/admin/partners/<int:partner_id>/staff": {"login": "13800009999"},
+        "/admin/partners/<int:partner_id>/stores": {"name": "二号店", "city": "上海", "address": "上海市某路 2 号"},
+        "/admin/roles": {"login": "13800009999", "role": "moderator", "community": 0, "partner": ""},
+        "/admin/words": {"word": "另一个禁词", "action": "block"},
+        "/auth/forgot": {"login": "13800009999"},
+        "/auth/login": {"login": "13800009999", "password": "Passw0rd-demo"},
+        "/auth/login/sms/send": {"phone": "13800009999"},
+        "/lang": {"lang": "en"},
+        "/moderation/<any(stories, comments):kind>/<int:target_id>/<any(hide, restore, approve, feature, unfeature):action>":
+            {"note": "广告"},
+        "/moderation/report": {"story_id": world.story_id, "reason": "false_info"},
+        "/stories/<int:story_id>/comments": {"body": "说得好，学到了。"},
+        "/events/<int:event_id>/signup": {"companions": 0},
+        "/events/<int:event_id>/checkin": {"code": world.ticket_token},
+    }
+    return data.get(rule, {})
+
+
+@pytest.mark.usefixtures("outer_transaction")
+class TestAccessMatrix:
+    """Every route × every role, on one world built once and rolled back after each case."""
+
+    @staticmethod
+    def client(app, world, role):
         if role == "visitor":
             return app.test_client()
-        # The matrix's partner staff work for world.partner, so its voucher is theirs to validate.
-        scope = {"partner": world.partner} if role == "partner" else {}
-        # Verified mobile accounts, so pages for members who may post open for every role.
-        login = f"137{next(_phones):08d}"
-        return app.test_client(user=factories.user(login=login, verified=True,
-                                                   role=None if role == "member" else role, **scope))
+        return app.test_client(user=db.session.get(User, world.accounts[role]))
 
-    return make
+    @pytest.mark.parametrize("role", ROLES)
+    @pytest.mark.parametrize("rule", sorted(ROUTES))
+    def test_get(self, app, world, role, rule):
+        path = example_path(rule, world, role)
+        response = self.client(app, world, role).get(path)
+        allowed = role in ROUTES[rule]
+        if allowed:
+            assert response.status_code in (200, 302), f"{role} should open {path}"
+            if response.status_code == 302:
+                assert "/auth/login" not in response.headers["Location"]
+        elif role == "visitor":
+            assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+        elif rule in NOT_FOUND_FOR_OTHERS:
+            assert response.status_code == 404
+        else:
+            assert response.status_code == 403
+            assert "无权访问" in response.get_data(as_text=True) or "没有" in response.get_data(as_text=True)
 
+    @pytest.mark.parametrize("role", ROLES)
+    @pytest.mark.parametrize("rule", sorted(POST_ROUTES))
+    def test_post(self, app, world, outer_transaction, role, rule):
+        # What the previous cases did (voided, deleted, revoked, cancelled…) was rolled back.
+        assert outer_transaction.fingerprint() == world.fingerprint, "a previous case changed the world"
+        path = example_path(rule, world, role)
+        client = self.client(app, world, role)
+        if rule in JSON_ROUTES:
+            from blueprints.events.checkin import checkin_key
 
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("rule", sorted(ROUTES))
-def test_access_matrix(client_for, world, role, rule):
-    client = client_for(role)  # first: the account it makes gets world.voucher
-    path = example_path(rule, world)
-    response = client.get(path)
-    allowed = role in ROUTES[rule]
-    if allowed:
-        assert response.status_code in (200, 302), f"{role} should open {path}"
-        if response.status_code == 302:
-            assert "/auth/login" not in response.headers["Location"]
-    elif role == "visitor":
-        assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
-    elif rule in NOT_FOUND_FOR_OTHERS:
-        assert response.status_code == 404
-    else:
-        assert response.status_code == 403
-        assert "无权访问" in response.get_data(as_text=True) or "没有" in response.get_data(as_text=True)
+            user = db.session.get(User, world.accounts[role]) if role != "visitor" else None
+            headers = {"X-Checkin-Key": checkin_key(world.event_id, user)} if user else {}
+            response = client.post(path, json={"checkins": [{"id": "scan-1", "ticket": world.ticket_token,
+                                                             "scanned_at": "2026-01-01T00:00:00Z"}]}, headers=headers)
+        else:
+            response = client.post(path, data=post_data(rule, world, role))
+        where = f"{role} POST {path}: {response.status_code} {response.headers.get('Location', '')}"
+        to_login = response.status_code == 302 and "/auth/login" in response.headers["Location"]
+        if role in POST_ROUTES[rule]:
+            assert response.status_code in (200, 204, 302, 303, 422) and not to_login, where
+            changed = outer_transaction.fingerprint() != world.fingerprint
+            assert changed or rule not in CHANGES_THE_WORLD, f"{where}: allowed, yet nothing changed"
+        elif role == "visitor" and rule in JSON_ROUTES:
+            assert response.status_code == 401, where
+        elif role == "visitor":
+            assert to_login, where
+        else:
+            assert response.status_code == 403, where
+        if role not in POST_ROUTES[rule]:
+            assert outer_transaction.fingerprint() == world.fingerprint, f"{where}: refused, yet something changed"
+
+    # The eager job runner works inside the case too: what a job writes goes with the case.
+    # (These two run in this order, after the matrix.)
+
+    def test_a_job_run_after_a_commit_writes_inside_the_case(self, app, world):
+        from models import Event, JobRow, Notification
+
+        organizer = db.session.get(User, world.accounts["organizer"])
+        response = app.test_client(user=organizer).post(f"/events/{world.event_id}/cancel-event",
+                                                        data={"message": "因天气取消，抱歉。"})
+        assert response.status_code in (302, 303)
+        job = db.session.scalar(select(JobRow).where(JobRow.name == "services.tasks.settle_cancelled_event"))
+        assert job.status == "done"  # run by the eager runner, after the request's commit
+        assert db.session.get(Event, world.event_id).status == "cancelled"
+        assert db.session.scalar(select(Notification).where(Notification.user_id == world.holder_id,
+                                                            Notification.kind == "event_cancelled")) is not None
+
+    def test_the_next_case_sees_neither_the_change_nor_the_job(self, world, outer_transaction):
+        from models import Event, JobRow, Notification
+
+        assert db.session.get(Event, world.event_id).status == "published"
+        assert db.session.scalar(select(JobRow).where(JobRow.name == "services.tasks.settle_cancelled_event")) is None
+        assert db.session.scalar(select(Notification).where(Notification.kind == "event_cancelled")) is None
+        assert outer_transaction.fingerprint() == world.fingerprint
+        assert outer_transaction.committed_rows() == {}  # and nothing ever reached the database for real
 
 
 def test_htmx_call_without_login_gets_401_and_a_redirect_header(client, communities):
@@ -445,47 +622,51 @@ def story_snapshot(story) -> tuple:
             count(Comment, Comment.story_id), count(Report, Report.story_id), postings)
 
 
-@pytest.mark.parametrize("action", STORY_ACTIONS)
-@pytest.mark.parametrize("role", STORY_ROLES)
-@pytest.mark.parametrize("state", STORY_STATES)
-def test_story_matrix(app, factories, communities, story_in, state, role, action):
-    author = factories.user(login=f"135{next(_phones):08d}", nickname="作者", verified=True)
-    story = story_in(state, author)
-    user = author if role == "author" else None if role == "visitor" else account_for(factories, communities, role)
-    client = app.test_client(user=user) if user else app.test_client()
-    base = f"/stories/{story.id}"
-    before = story_snapshot(story)
+@pytest.mark.usefixtures("outer_transaction")
+class TestStoryMatrix:
+    """Each case makes its own story and accounts inside a savepoint rolled back after it."""
 
-    if action == "show":
-        response = client.get(base)
-    elif action == "edit_page":
-        response = client.get(f"{base}/edit")
-    elif action == "edit":
-        page = client.get(f"{base}/edit")
-        data = form_fields(page.get_data(as_text=True), f"{base}/edit") if page.status_code == 200 else {}
-        response = client.post(f"{base}/edit", data={
-            **data, "community": communities["ev"].id, "title": "改过的标题", "body": STORY_BODY,
-            "action": "draft" if state == "draft" else "publish"})
-    elif action == "comment":
-        page = client.get(base)
-        data = form_fields(page.get_data(as_text=True), f"{base}/comments") if page.status_code == 200 else {}
-        response = client.post(f"{base}/comments", data={**data, "body": "说得好，学到了。"})
-    elif action == "report":
-        response = client.post("/moderation/report", data={"story_id": story.id, "reason": "false_info"})
-    else:  # like, unlike, delete
-        response = client.post(f"{base}/{action}")
+    @pytest.mark.parametrize("action", STORY_ACTIONS)
+    @pytest.mark.parametrize("role", STORY_ROLES)
+    @pytest.mark.parametrize("state", STORY_STATES)
+    def test_story_matrix(self, app, factories, communities, story_in, state, role, action):
+        author = factories.user(login=f"135{next(_phones):08d}", nickname="作者", verified=True)
+        story = story_in(state, author)
+        user = author if role == "author" else None if role == "visitor" else account_for(factories, communities, role)
+        client = app.test_client(user=user) if user else app.test_client()
+        base = f"/stories/{story.id}"
+        before = story_snapshot(story)
 
-    expected = expected_for(state, role, action)
-    where = f"{role} {action} on a {state} story"
-    if expected == "login":
-        assert response.status_code == 302 and "/auth/login" in response.headers["Location"], where
-    else:
-        assert response.status_code == expected, where
-        if expected == 302:
-            assert "/auth/login" not in response.headers["Location"], where
-    if expected != 302 and action not in ("show", "edit_page"):
-        assert story_snapshot(story) == before, f"{where}: refused, yet something changed"
-    if action == "like" and state != "published":
-        from models.points import PointsPosting
+        if action == "show":
+            response = client.get(base)
+        elif action == "edit_page":
+            response = client.get(f"{base}/edit")
+        elif action == "edit":
+            page = client.get(f"{base}/edit")
+            data = form_fields(page.get_data(as_text=True), f"{base}/edit") if page.status_code == 200 else {}
+            response = client.post(f"{base}/edit", data={
+                **data, "community": communities["ev"].id, "title": "改过的标题", "body": STORY_BODY,
+                "action": "draft" if state == "draft" else "publish"})
+        elif action == "comment":
+            page = client.get(base)
+            data = form_fields(page.get_data(as_text=True), f"{base}/comments") if page.status_code == 200 else {}
+            response = client.post(f"{base}/comments", data={**data, "body": "说得好，学到了。"})
+        elif action == "report":
+            response = client.post("/moderation/report", data={"story_id": story.id, "reason": "false_info"})
+        else:  # like, unlike, delete
+            response = client.post(f"{base}/{action}")
 
-        assert db.session.scalar(select(PointsPosting).where(PointsPosting.rule == "like_received")) is None, where
+        expected = expected_for(state, role, action)
+        where = f"{role} {action} on a {state} story"
+        if expected == "login":
+            assert response.status_code == 302 and "/auth/login" in response.headers["Location"], where
+        else:
+            assert response.status_code == expected, where
+            if expected == 302:
+                assert "/auth/login" not in response.headers["Location"], where
+        if expected != 302 and action not in ("show", "edit_page"):
+            assert story_snapshot(story) == before, f"{where}: refused, yet something changed"
+        if action == "like" and state != "published":
+            from models.loyalty import PointsPosting
+
+            assert db.session.scalar(select(PointsPosting).where(PointsPosting.rule == "like_received")) is None, where

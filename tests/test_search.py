@@ -10,7 +10,8 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 
 from models import db
-from models.search import StoryTerm, highlight, query_terms, search, snippet, story_terms, tokenize
+from models.search import highlight, search, snippet
+from models.search_index import StoryTerm, query_terms, story_terms, tokenize
 from models.stories import StoryInput, save_story
 from tests.html import assert_no_inline_code
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from models import EarningRule, ProhibitedWord, Story, StoryPhoto, db
 from models.markup import render_markdown
 from models.nonces import new_nonce
-from models.points import balance_of
+from models.loyalty import balance_of
 from models.referrals import invite_code, record_invitation
 from models.stories import FEED_SIZE, NewPhoto, StoryInput, save_story
 from models.types import utcnow

@@ -14,8 +14,8 @@ from pypdf import PdfReader
 from sqlalchemy import update
 
 from models import Reward, Store, Voucher, db
-from models.points import award
-from models.rewards import check_symbol, new_code, new_nonce, redeem
+from models.loyalty import award, check_symbol, new_code, redeem
+from models.nonces import new_nonce
 from services.pdf import DataOnlyFetcher, render_pdf, safe_name, voucher_pdf
 from services.qr import qr_data_uri, qr_svg, validation_url
 from services.storage import LocalStorage, StorageKeyError, get_storage

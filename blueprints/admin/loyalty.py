@@ -12,18 +12,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
-from app import csrf
 from blueprints.admin.loyalty_forms import (KIND_LABELS, AdjustForm, FindMemberForm, PartnerForm, RewardForm,
                                             StaffForm, StoreForm, VoidForm)
 from blueprints.admin.routes import bp
 from blueprints.transactions import begin_write, reads_first
-from blueprints.web import domain_message
-from models import Community, DomainError, Partner, Reward, Store, User, audit, db, notify
+from blueprints.web import domain_message, form_page
+from models import Community, DomainError, Partner, Reward, Store, User, db, notify
 from models.accounts import RoleGrant, grant_role
 from models.partners import save_partner, save_store
 from models.nonces import NONCE_RE, new_nonce
-from models.points import adjust, balance_of, history
-from models.rewards import Voucher, normalise_code, void_voucher
+from models.loyalty import (
+    RewardInput, RewardRefused, Voucher, adjust, balance_of, history, normalise_code, save_reward, void_voucher
+)
 from services.images import MAX_BYTES, delete_photo, process_upload, store_photo
 from services.storage import get_storage
 
@@ -35,27 +35,31 @@ def _status() -> int:
 
 # -- partners, stores, staff -------------------------------------------------------------------
 
+def _partners_again(refusal):
+    return _partners_page(refusal.on(PartnerForm(), "name"))
+
+
 @bp.route("/partners", methods=["GET", "POST"])
-@csrf.exempt  # FlaskForm checks the token and keeps what was typed
+@form_page(_partners_again)
 def partners():
     """Every partner business, and a form to add one."""
     form = PartnerForm()
     if form.validate_on_submit():
-        try:
-            partner = save_partner(None, form.name.data, form.kind.data, actor=current_user)
-        except DomainError as error:
-            form.name.errors.append(domain_message(error))
-        else:
-            db.session.commit()
-            flash(_("Partner %(name)s added. Now add its stores and staff.", name=partner.name), "success")
-            return redirect(url_for("admin.partner", partner_id=partner.id))
+        partner = save_partner(None, form.name.data, form.kind.data, actor=current_user)
+        db.session.commit()
+        flash(_("Partner %(name)s added. Now add its stores and staff.", name=partner.name), "success")
+        return redirect(url_for("admin.partner", partner_id=partner.id))
+    return _partners_page(form, _status())
+
+
+def _partners_page(form: PartnerForm, status: int = 200):
     rows = db.session.scalars(select(Partner).options(selectinload(Partner.stores)).order_by(Partner.name)).all()
     staff = dict(db.session.execute(
         select(RoleGrant.partner_id, func.count()).where(RoleGrant.role == "partner").group_by(RoleGrant.partner_id)
     ).all())
     rewards = dict(db.session.execute(select(Reward.partner_id, func.count()).group_by(Reward.partner_id)).all())
     return render_template("admin/partners.html", form=form, partners=rows, staff=staff, rewards=rewards,
-                           kinds=KIND_LABELS), _status()
+                           kinds=KIND_LABELS), status
 
 
 def _partner_page(partner: Partner, partner_form=None, store_form=None, staff_form=None, status: int = 200):
@@ -72,62 +76,68 @@ def _partner_page(partner: Partner, partner_form=None, store_form=None, staff_fo
     ), status
 
 
+def _partner_again(refusal, partner_id):
+    partner = db.get_or_404(Partner, partner_id)
+    return _partner_page(partner, partner_form=refusal.on(PartnerForm(prefix="partner", obj=partner), "name"))
+
+
 @bp.route("/partners/<int:partner_id>", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_partner_again)
 def partner(partner_id):
     """A partner: its name and kind (editable), stores, staff and rewards."""
     partner = db.get_or_404(Partner, partner_id)
     form = PartnerForm(prefix="partner", obj=partner)
     if form.validate_on_submit():
-        try:
-            save_partner(partner, form.name.data, form.kind.data, actor=current_user)
-        except DomainError as error:
-            form.name.errors.append(domain_message(error))
-        else:
-            db.session.commit()
-            flash(_("Partner %(name)s saved.", name=partner.name), "success")
-            return redirect(url_for("admin.partner", partner_id=partner.id))
+        save_partner(partner, form.name.data, form.kind.data, actor=current_user)
+        db.session.commit()
+        flash(_("Partner %(name)s saved.", name=partner.name), "success")
+        return redirect(url_for("admin.partner", partner_id=partner.id))
     return _partner_page(partner, partner_form=form, status=_status())
 
 
+def _store_create_again(refusal, partner_id):
+    return _partner_page(db.get_or_404(Partner, partner_id), store_form=refusal.on(StoreForm(prefix="store"), "name"))
+
+
 @bp.post("/partners/<int:partner_id>/stores")
-@csrf.exempt
+@form_page(_store_create_again)
 def store_create(partner_id):
     """Add a store to the partner."""
     partner = db.get_or_404(Partner, partner_id)
     form = StoreForm(prefix="store")
     if form.validate_on_submit():
-        try:
-            store = save_store(partner, None, form.name.data, form.city.data, form.address.data, actor=current_user)
-        except DomainError as error:
-            form.name.errors.append(domain_message(error))
-        else:
-            db.session.commit()
-            flash(_("Store %(name)s added.", name=store.name), "success")
-            return redirect(url_for("admin.partner", partner_id=partner.id))
+        store = save_store(partner, None, form.name.data, form.city.data, form.address.data, actor=current_user)
+        db.session.commit()
+        flash(_("Store %(name)s added.", name=store.name), "success")
+        return redirect(url_for("admin.partner", partner_id=partner.id))
     return _partner_page(partner, store_form=form, status=422)
 
 
+def _store_edit_again(refusal, store_id):
+    store = db.get_or_404(Store, store_id)
+    return render_template("admin/partner_store.html", store=store, form=refusal.on(StoreForm(obj=store), "name"))
+
+
 @bp.route("/stores/<int:store_id>/edit", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_store_edit_again)
 def store_edit(store_id):
     """Rename a store or correct its city and address."""
     store = db.get_or_404(Store, store_id)
     form = StoreForm(obj=store)
     if form.validate_on_submit():
-        try:
-            save_store(store.partner, store, form.name.data, form.city.data, form.address.data, actor=current_user)
-        except DomainError as error:
-            form.name.errors.append(domain_message(error))
-        else:
-            db.session.commit()
-            flash(_("Store %(name)s saved.", name=store.name), "success")
-            return redirect(url_for("admin.partner", partner_id=store.partner_id))
+        save_store(store.partner, store, form.name.data, form.city.data, form.address.data, actor=current_user)
+        db.session.commit()
+        flash(_("Store %(name)s saved.", name=store.name), "success")
+        return redirect(url_for("admin.partner", partner_id=store.partner_id))
     return render_template("admin/partner_store.html", store=store, form=form), _status()
 
 
+def _staff_grant_again(refusal, partner_id):
+    return _partner_page(db.get_or_404(Partner, partner_id), staff_form=refusal.on(StaffForm(prefix="staff"), "login"))
+
+
 @bp.post("/partners/<int:partner_id>/staff")
-@csrf.exempt
+@form_page(_staff_grant_again)
 def staff_grant(partner_id):
     """Make a member staff of the partner (they can then validate its vouchers)."""
     partner = db.get_or_404(Partner, partner_id)
@@ -145,15 +155,6 @@ def staff_grant(partner_id):
 
 
 # -- rewards -----------------------------------------------------------------------------------
-
-REWARD_FIELDS = ("partner_id", "kind", "title", "title_en", "description", "terms", "points_price", "stock",
-                 "per_member_limit", "monthly_limit", "min_level", "validity_days", "community_id", "active",
-                 "picture_key")
-
-
-def _reward_snapshot(reward: Reward) -> dict:
-    return {**{name: getattr(reward, name) for name in REWARD_FIELDS}, "stores": [s.id for s in reward.stores]}
-
 
 @bp.get("/rewards")
 def rewards():
@@ -185,59 +186,27 @@ def _reward_form(reward: Reward | None) -> tuple[RewardForm, list[Partner]]:
     return form, partners
 
 
-def _move_stock(reward: Reward, form: RewardForm) -> bool:
-    """Move the stock by what the admin changed, so redemptions made meanwhile are kept."""
-    seen = int(form.stock_seen.data) if (form.stock_seen.data or "").isdigit() else reward.stock
-    try:
-        reward.move_stock(form.stock.data - seen)
-    except DomainError as error:
-        form.stock.errors.append(domain_message(error))
-        form.stock_seen.data = str(reward.stock)
-        return False
-    return True
-
-
 def _save_reward(form: RewardForm, reward: Reward | None, picture: tuple[str, str] | None = None) -> Reward | None:
-    """Create or update from a valid form, audited; None (with the form's errors) when refused.
-    PICTURE: the keys of a newly stored picture."""
-    partner = db.session.get(Partner, form.partner.data)
-    before = None
-    if reward is not None:
-        before = _reward_snapshot(reward)
-        if reward.partner_id != partner.id and db.session.scalar(
-                select(func.count()).select_from(Voucher).where(Voucher.reward_id == reward.id)):
-            form.partner.errors.append(_("Members already hold vouchers of this reward: its partner cannot change."))
-            return None
-        if not _move_stock(reward, form):
-            db.session.rollback()
-            return None
-    else:
-        reward = Reward(stock=form.stock.data)
-        db.session.add(reward)
-    chosen = set(form.stores.data or [])
-    reward.partner_id = partner.id
-    reward.partner = partner
-    reward.stores = [s for s in partner.stores if s.id in chosen]
-    reward.kind = form.kind.data
-    reward.title = form.title.data.strip()
-    reward.title_en = (form.title_en.data or "").strip()
-    reward.description = (form.description.data or "").strip()
-    reward.terms = (form.terms.data or "").strip()
-    reward.points_price = form.points_price.data
-    reward.per_member_limit = form.per_member_limit.data
-    reward.monthly_limit = form.monthly_limit.data or None
-    reward.min_level = form.min_level.data
-    reward.validity_days = form.validity_days.data
-    reward.community_id = form.community.data or None
-    reward.active = bool(form.active.data)
-    if picture is not None:
-        reward.picture_key, reward.picture_thumb_key = picture
-    elif form.remove_picture.data:
-        reward.picture_key = reward.picture_thumb_key = None
-    db.session.flush()
-    audit(current_user, "reward.create" if before is None else "reward.update", reward, before=before,
-          after=_reward_snapshot(reward))
-    return reward
+    """Save from a valid form (models.loyalty.save_reward); None, with the reason on the field
+    it concerns, when refused. PICTURE: the keys of a newly stored picture."""
+    seen = form.stock_seen.data or ""
+    data = RewardInput(
+        partner=db.session.get(Partner, form.partner.data), kind=form.kind.data, title=form.title.data,
+        title_en=form.title_en.data or "", description=form.description.data or "", terms=form.terms.data or "",
+        points_price=form.points_price.data, stock=form.stock.data, stock_seen=int(seen) if seen.isdigit() else None,
+        per_member_limit=form.per_member_limit.data, monthly_limit=form.monthly_limit.data or None,
+        min_level=form.min_level.data, validity_days=form.validity_days.data,
+        community_id=form.community.data or None, active=bool(form.active.data),
+        store_ids=frozenset(form.stores.data or ()), picture=picture, remove_picture=bool(form.remove_picture.data),
+    )
+    try:
+        return save_reward(reward, data, current_user)
+    except RewardRefused as refused:
+        db.session.rollback()
+        getattr(form, refused.field).errors.append(domain_message(refused))
+        if refused.field == "stock":
+            form.stock_seen.data = str(refused.params["stock"])  # the admin now sees the stock as it is
+        return None
 
 
 def _save_with_picture(form: RewardForm, reward: Reward | None) -> Reward | None:
@@ -278,8 +247,14 @@ def _reward_view(reward: Reward | None):
     return render_template("admin/reward_form.html", form=form, reward=reward, partners=partners), _status()
 
 
+def _reward_again(refusal, reward_id=None):
+    reward = db.get_or_404(Reward, reward_id) if reward_id is not None else None
+    form, partners = _reward_form(reward)
+    return render_template("admin/reward_form.html", form=refusal.on(form), reward=reward, partners=partners)
+
+
 @bp.route("/rewards/new", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_reward_again)
 @reads_first  # the picture is resized before the write lock (blueprints/transactions.py)
 def reward_create():
     """A new reward: partner, kind, title, price, stock, limits, level, validity, stores."""
@@ -287,7 +262,7 @@ def reward_create():
 
 
 @bp.route("/rewards/<int:reward_id>/edit", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_reward_again)
 @reads_first
 def reward_edit(reward_id):
     """Change a reward; the stock moves by the difference typed, so concurrent redemptions count."""
@@ -306,8 +281,17 @@ def _points_page(find: FindMemberForm, member: User | None, form: AdjustForm | N
                            postings=history(member, size=20) if member else []), status
 
 
+def _points_again(refusal):
+    form = AdjustForm()
+    member = _member_from(form.member.data)
+    if member is None:
+        abort(404)
+    find = FindMemberForm(formdata=None, login=member.email or member.phone)
+    return _points_page(find, member, refusal.on(form, "points"))
+
+
 @bp.route("/points", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_points_again)
 def points():
     """Find a member, see their balance and postings, adjust with a mandatory reason (audited)."""
     if request.method == "POST":
@@ -320,20 +304,15 @@ def points():
             if not NONCE_RE.match(form.nonce.data or ""):
                 form.form_errors.append(_("This form has expired. Reload the page and try again."))
             else:
-                try:
-                    posting = adjust(member, form.points.data, form.reason.data, actor=current_user,
-                                     key=f"admin-adjust:{form.nonce.data}")
-                except DomainError as error:
-                    db.session.rollback()
-                    form.points.errors.append(domain_message(error))
-                else:
-                    # A double submit returns the first posting: tell the member once.
-                    notify(member, "points_adjusted", {"points": f"{posting.points:+d}", "reason": posting.reason},
-                           link="/me/points", dedupe_key=f"points-adjusted:{posting.id}")
-                    db.session.commit()
-                    flash(_("%(points)s points for %(name)s. New balance: %(balance)s.", points=f"{posting.points:+d}",
-                            name=member.nickname, balance=balance_of(member)), "success")
-                    return redirect(url_for("admin.points", member=member.id), 303)
+                posting = adjust(member, form.points.data, form.reason.data, actor=current_user,
+                                 key=f"admin-adjust:{form.nonce.data}")
+                # A double submit returns the first posting: tell the member once.
+                notify(member, "points_adjusted", {"points": f"{posting.points:+d}", "reason": posting.reason},
+                       link="/me/points", dedupe_key=f"points-adjusted:{posting.id}")
+                db.session.commit()
+                flash(_("%(points)s points for %(name)s. New balance: %(balance)s.", points=f"{posting.points:+d}",
+                        name=member.nickname, balance=balance_of(member)), "success")
+                return redirect(url_for("admin.points", member=member.id), 303)
         return _points_page(find, member, form, 422)
     member = _member_from(request.args.get("member"))
     find = FindMemberForm(request.args) if "login" in request.args else FindMemberForm(
@@ -381,25 +360,23 @@ def vouchers():
     return _vouchers_page(request.args.get("code", ""))
 
 
+def _void_again(refusal, voucher_id):
+    voucher = db.get_or_404(Voucher, voucher_id)
+    form = VoidForm(prefix=f"v{voucher.id}")
+    return _vouchers_page(form.q.data or voucher.code, {voucher.id: refusal.on(form, "reason")})
+
+
 @bp.post("/vouchers/<int:voucher_id>/void")
-@csrf.exempt
+@form_page(_void_again)
 def voucher_void(voucher_id):
     """Cancel an unused voucher with a reason: points refunded, stock back, member told, audited."""
     voucher = db.get_or_404(Voucher, voucher_id)
     form = VoidForm(prefix=f"v{voucher.id}")
     query = form.q.data or voucher.code
     if form.validate_on_submit():
-        if voucher.effective_state() != "issued":
-            form.reason.errors.append(_("Only an unused voucher can be cancelled."))
-        else:
-            try:
-                void_voucher(voucher, current_user, form.reason.data)
-            except DomainError as error:
-                db.session.rollback()
-                form.reason.errors.append(domain_message(error))
-            else:
-                db.session.commit()
-                flash(_("Voucher %(code)s cancelled: %(points)s points refunded, one unit back in stock.",
-                        code=voucher.display_code, points=voucher.points_paid), "success")
-                return redirect(url_for("admin.vouchers", code=query), 303)
+        void_voucher(voucher, current_user, form.reason.data)  # refused: `_void_again` says why
+        db.session.commit()
+        flash(_("Voucher %(code)s cancelled: %(points)s points refunded, one unit back in stock.",
+                code=voucher.display_code, points=voucher.points_paid), "success")
+        return redirect(url_for("admin.vouchers", code=query), 303)
     return _vouchers_page(query, {voucher.id: form}, 422)

@@ -8,7 +8,7 @@ from wtforms import (BooleanField, HiddenField, IntegerField, SelectChoice, Sele
                      StringField, TextAreaField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from models.points import MAX_ADJUSTMENT
+from models.loyalty import MAX_ADJUSTMENT
 
 KIND_LABELS = {
     "wash": _l("Car wash"),

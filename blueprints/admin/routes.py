@@ -7,11 +7,10 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from wtforms import SelectChoice
 
-from app import csrf
 from blueprints.access import role_required
 from blueprints.admin.forms import GrantForm
-from blueprints.web import domain_message
-from models import AuditEntry, Community, DomainError, Membership, Notification, Partner, User, db
+from blueprints.web import form_page
+from models import AuditEntry, Community, Membership, Notification, Partner, User, db
 from models.accounts import RoleGrant, grant_role, revoke_role
 
 bp = Blueprint("admin", __name__)
@@ -42,8 +41,19 @@ def _grant_form() -> GrantForm:
     return form
 
 
+def _roles_page(form: GrantForm, status: int = 200):
+    grants = db.session.scalars(
+        select(RoleGrant).join(User, User.id == RoleGrant.user_id).order_by(RoleGrant.role, User.nickname)
+    ).all()
+    return render_template("admin/roles.html", form=form, grants=grants), status
+
+
+def _roles_again(refusal):
+    return _roles_page(refusal.on(_grant_form(), "role"))
+
+
 @bp.route("/roles", methods=["GET", "POST"])
-@csrf.exempt  # FlaskForm checks the token and keeps what was typed
+@form_page(_roles_again)
 def roles():
     """Grant roles, and list who holds which."""
     form = _grant_form()
@@ -54,18 +64,11 @@ def roles():
         else:
             community = db.session.get(Community, form.community.data) if form.community.data else None
             partner = Partner.get_or_create(form.partner.data.strip()) if form.partner.data and form.partner.data.strip() else None
-            try:
-                grant_role(user, form.role.data, community=community, partner=partner, by=current_user)
-            except DomainError as error:
-                form.role.errors.append(domain_message(error))
-            else:
-                db.session.commit()
-                flash(_("Role granted to %(name)s.", name=user.nickname), "success")
-                return redirect(url_for("admin.roles"))
-    grants = db.session.scalars(
-        select(RoleGrant).join(User, User.id == RoleGrant.user_id).order_by(RoleGrant.role, User.nickname)
-    ).all()
-    return render_template("admin/roles.html", form=form, grants=grants), 422 if request.method == "POST" else 200
+            grant_role(user, form.role.data, community=community, partner=partner, by=current_user)
+            db.session.commit()
+            flash(_("Role granted to %(name)s.", name=user.nickname), "success")
+            return redirect(url_for("admin.roles"))
+    return _roles_page(form, 422 if request.method == "POST" else 200)
 
 
 @bp.post("/roles/<int:grant_id>/revoke")

@@ -8,31 +8,33 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from app import csrf
 from blueprints.admin.routes import bp
 from blueprints.moderation.forms import WordForm
-from blueprints.web import domain_message
-from models import DomainError, ProhibitedWord, db
+from blueprints.web import form_page
+from models import ProhibitedWord, db
 from models.moderation import add_word, delete_word
 
 
+def _words_page(form: WordForm, status: int = 200):
+    rows = db.session.scalars(select(ProhibitedWord).order_by(ProhibitedWord.word)).all()
+    return render_template("admin/words.html", form=form, words=rows), status
+
+
+def _words_again(refusal):
+    return _words_page(refusal.on(WordForm(), "word"))
+
+
 @bp.route("/words", methods=["GET", "POST"])
-@csrf.exempt  # FlaskForm checks the token and keeps what was typed
+@form_page(_words_again)
 def words():
     """The list, and a form to add a word."""
     form = WordForm()
     if form.validate_on_submit():
-        try:
-            row = add_word(form.word.data, form.action.data, actor=current_user)
-        except DomainError as error:
-            db.session.rollback()
-            form.word.errors.append(domain_message(error))
-        else:
-            db.session.commit()
-            flash(_("“%(word)s” added.", word=row.word), "success")
-            return redirect(url_for("admin.words"))
-    rows = db.session.scalars(select(ProhibitedWord).order_by(ProhibitedWord.word)).all()
-    return render_template("admin/words.html", form=form, words=rows), 422 if request.method == "POST" else 200
+        row = add_word(form.word.data, form.action.data, actor=current_user)
+        db.session.commit()
+        flash(_("“%(word)s” added.", word=row.word), "success")
+        return redirect(url_for("admin.words"))
+    return _words_page(form, 422 if request.method == "POST" else 200)
 
 
 @bp.post("/words/<int:word_id>/delete")

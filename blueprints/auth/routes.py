@@ -9,26 +9,27 @@ from flask_limiter.util import get_remote_address
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app import csrf, limiter
+from extensions import limiter
 from blueprints.transactions import begin_write, reads_first
 from blueprints.access import back_url
 from blueprints.auth.forms import (CodeForm, ForgotForm, LoginForm, NewPasswordForm, PasswordForm, PhoneForm,
                                    ResetCodeForm, SignupForm, SmsLoginForm)
-from blueprints.web import domain_message, render
+from blueprints.web import domain_message, form_page, render
 from models import DomainError, SmsCode, User, db, notify
-from models.accounts import create_phone_account, mask_phone, normalise_login
+from models.accounts import (PhoneTaken, check_phone_claim, create_phone_account, mask_phone, normalise_login,
+                             verify_phone)
 from models.content_filter import screen
+from models.loyalty import lock_member
 from models.nonces import check_nonce
-from models.points import lock_member
+from models.outbox import enqueue
 from models.referrals import record_invitation
 from models.types import utcnow
-from services.jobs import enqueue
 from services.tasks import send_password_reset_mail, send_sms_code
 
 bp = Blueprint("auth", __name__)
 
-# Form views validate the CSRF token through FlaskForm, so an expired token re-renders the
-# form with what was typed and a clear message instead of a bare 400 page.
+# A form whose page expired (a stale CSRF token) comes back with what was typed and a notice:
+# each form view names the function that shows it again (`form_page`, blueprints/web.py).
 
 
 DEVICE_COOKIE = "cy_device"
@@ -44,8 +45,14 @@ def remember_device(response, value: str) -> None:
     response.set_cookie(DEVICE_COOKIE, value, max_age=60 * 60 * 24 * 365 * 2, samesite="Lax", httponly=True)
 
 
+def _signup_again(refused):
+    if current_user.is_authenticated:
+        return redirect(url_for("main.home"))
+    return render_template("auth/signup.html", form=refused.on(SignupForm()))
+
+
 @bp.route("/signup", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_signup_again)
 @limiter.limit("10 per minute; 50 per day", methods=["POST"])
 @reads_first
 def signup():
@@ -96,8 +103,14 @@ def signup():
     return render_template("auth/signup.html", form=form), 422 if request.method == "POST" else 200
 
 
+def _login_again(refused):
+    if current_user.is_authenticated:
+        return redirect(back_url(url_for("main.home")))
+    return render_template("auth/login.html", form=refused.on(LoginForm()))
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_login_again)
 @limiter.limit("10 per minute; 100 per day", methods=["POST"])
 @reads_first  # it writes nothing: logins never queue behind the write lock
 def login():
@@ -124,8 +137,16 @@ def logout():
     return response
 
 
+@login_required
+def _password_again(refused):
+    form = PasswordForm()
+    if not current_user.has_password:
+        del form.current
+    return render_template("auth/password.html", form=refused.on(form))
+
+
 @bp.route("/password", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_password_again)
 @login_required
 @limiter.limit("10 per hour", methods=["POST"])
 @reads_first
@@ -157,8 +178,15 @@ def phone():
     return render_template("auth/phone.html", form=form, code_form=None)
 
 
+@login_required
+def _phone_send_again(refused):
+    """The number form again: its page expired, or the number is another account's or verified."""
+    return render("auth/phone.html", "auth/_phone_form.html", form=refused.on(PhoneForm(), "phone"), code_form=None,
+                  masked="", resend_in=0, resend_error=None)
+
+
 @bp.post("/phone/send")
-@csrf.exempt
+@form_page(_phone_send_again)
 @login_required
 @limiter.limit("5 per minute; 20 per day", methods=["POST"])
 def phone_send():
@@ -168,25 +196,20 @@ def phone_send():
     resend_error = None
     if form.validate_on_submit():
         _kind, number = normalise_login(form.phone.data)
-        owner = User.find_by_login(number)
-        if owner is not None and owner.id != current_user.id:
-            form.phone.errors.append(_("This number belongs to another account."))
-        elif current_user.phone == number and current_user.phone_verified:
-            form.phone.errors.append(_("This number is already verified."))
-        else:
-            try:
-                code = SmsCode.issue(number, "verify", requested_by=current_user,
-                                     daily_budget=current_app.config["SMS_DAILY_BUDGET"])
-            except DomainError as error:
-                if SmsCode.live(number, "verify"):  # the code already sent still works: keep its field
-                    code_form = CodeForm(phone=number, formdata=None)
-                    resend_error = domain_message(error)
-                else:
-                    form.phone.errors.append(domain_message(error))
-            else:
-                enqueue(send_sms_code, number, code, "verify")
-                db.session.commit()
+        check_phone_claim(current_user, number)  # refused: `_phone_send_again` says why under the number
+        try:
+            code = SmsCode.issue(number, "verify", requested_by=current_user,
+                                 daily_budget=current_app.config["SMS_DAILY_BUDGET"])
+        except DomainError as error:
+            if SmsCode.live(number, "verify"):  # the code already sent still works: keep its field
                 code_form = CodeForm(phone=number, formdata=None)
+                resend_error = domain_message(error)
+            else:
+                form.phone.errors.append(domain_message(error))
+        else:
+            enqueue(send_sms_code, number, code, "verify")
+            db.session.commit()
+            code_form = CodeForm(phone=number, formdata=None)
     status = 200 if code_form and not resend_error else 422
     number = code_form.phone.data if code_form else ""
     return render("auth/phone.html", "auth/_phone_form.html", status=status, form=form, code_form=code_form,
@@ -194,8 +217,17 @@ def phone_send():
                   resend_error=resend_error)
 
 
+@login_required
+def _phone_verify_again(refused):
+    code_form = CodeForm()
+    number = (code_form.phone.data or "").strip()
+    return render("auth/phone.html", "auth/_phone_form.html", form=PhoneForm(phone=number, formdata=None),
+                  code_form=refused.on(code_form), masked=mask_phone(number),
+                  resend_in=SmsCode.resend_wait(number) if number else 0)
+
+
 @bp.post("/phone/verify")
-@csrf.exempt
+@form_page(_phone_verify_again)
 @login_required
 @limiter.limit("10 per minute", methods=["POST"])
 def phone_verify():
@@ -205,21 +237,17 @@ def phone_verify():
     form = PhoneForm(phone=number, formdata=None)
     if code_form.validate_on_submit():
         try:
-            SmsCode.check(number, code_form.code.data)
+            verify_phone(current_user, number, code_form.code.data)
+        except PhoneTaken as error:
+            db.session.rollback()  # the code stays unused
+            code_form.code.errors.append(domain_message(error))
         except DomainError as error:
             db.session.commit()  # keep the attempt count
             code_form.code.errors.append(domain_message(error))
         else:
-            owner = User.find_by_login(number)
-            if owner is not None and owner.id != current_user.id:
-                code_form.code.errors.append(_("This number belongs to another account."))
-            else:
-                current_user.phone = number
-                current_user.phone_verified_at = utcnow()
-                notify(current_user, "phone_verified", {"phone": mask_phone(number)})
-                db.session.commit()
-                flash(_("Your mobile number is verified."), "success")
-                return render("auth/phone_done.html", "auth/_phone_done.html")
+            db.session.commit()
+            flash(_("Your mobile number is verified."), "success")
+            return render("auth/phone_done.html", "auth/_phone_done.html")
     return render("auth/phone.html", "auth/_phone_form.html", status=422, form=form, code_form=code_form,
                   masked=mask_phone(number), resend_in=SmsCode.resend_wait(number) if number else 0)
 
@@ -275,8 +303,12 @@ def _sms_login_step(form, code_form, status, resend_error=None):
                   resend_in=SmsCode.resend_wait(number) if number else 0, resend_error=resend_error)
 
 
+def _sms_send_again(refused):
+    return _sms_login_step(refused.on(PhoneForm()), None, 422)
+
+
 @bp.post("/login/sms/send")
-@csrf.exempt
+@form_page(_sms_send_again)
 @limiter.limit("5 per minute; 20 per day", methods=["POST"])
 @limiter.limit("10 per day", key_func=_login_key, methods=["POST"])
 def login_sms_send():
@@ -298,8 +330,19 @@ def login_sms_send():
     return _sms_login_step(form, code_form, status, resend_error)
 
 
+def _sms_verify_again(refused):
+    """The code step again when its page expired; a bad number or a form sent twice (the nonce)
+    starts over at the number, saying why."""
+    code_form = SmsLoginForm()
+    number = (code_form.phone.data or "").strip()
+    form = PhoneForm(phone=number, formdata=None)
+    if refused.expired:
+        return _sms_login_step(form, refused.on(code_form), 422)
+    return _sms_login_step(refused.on(form, "phone"), None, 422)
+
+
 @bp.post("/login/sms/verify")
-@csrf.exempt
+@form_page(_sms_verify_again)
 @limiter.limit("10 per minute; 100 per day", methods=["POST"])
 def login_sms_verify():
     """Check the code and log in; a number without an account gets one once the privacy policy
@@ -309,12 +352,8 @@ def login_sms_verify():
     code_form = SmsLoginForm()
     number = (code_form.phone.data or "").strip()
     form = PhoneForm(phone=number, formdata=None)
-    try:
-        _kind, number = normalise_login(number)
-        nonce = check_nonce(code_form.nonce.data)
-    except DomainError as error:
-        form.phone.errors.append(domain_message(error))
-        return _sms_login_step(form, None, 422)
+    _kind, number = normalise_login(number)  # refused: `_sms_verify_again` starts over at the number
+    nonce = check_nonce(code_form.nonce.data)
     if code_form.validate_on_submit():
         user = User.find_by_login(number)
         if SmsCode.consumed_with(number, "login", nonce) and user is not None:
@@ -354,8 +393,12 @@ def _log_in_by_code(user: User, *, remember: bool, created: bool):
     return _go(back_url(url_for("main.home")))
 
 
+def _forgot_again(refused):
+    return _forgot_step(refused.on(ForgotForm()), None, 422)
+
+
 @bp.route("/forgot", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_forgot_again)
 @limiter.limit("5 per minute; 30 per day", methods=["POST"])
 @limiter.limit("5 per hour; 10 per day", key_func=_login_key, methods=["POST"])
 def forgot():
@@ -398,8 +441,19 @@ def _forgot_step(form, code_form, status, resend_error=None, mailed=False):
                   resend_error=resend_error, mailed=mailed)
 
 
+def _forgot_reset_again(refused):
+    """The code step again when its page expired; a bad number or a form sent twice (the nonce)
+    starts over at the login, saying why."""
+    code_form = ResetCodeForm()
+    number = (code_form.phone.data or "").strip()
+    form = ForgotForm(login=number, formdata=None)
+    if refused.expired:
+        return _forgot_step(form, refused.on(code_form), 422)
+    return _forgot_step(refused.on(form, "login"), None, 422)
+
+
 @bp.post("/forgot/reset")
-@csrf.exempt
+@form_page(_forgot_reset_again)
 @limiter.limit("10 per minute; 50 per day", methods=["POST"])
 @reads_first
 def forgot_reset():
@@ -409,12 +463,8 @@ def forgot_reset():
     code_form = ResetCodeForm()
     number = (code_form.phone.data or "").strip()
     form = ForgotForm(login=number, formdata=None)
-    try:
-        _kind, number = normalise_login(number)
-        nonce = check_nonce(code_form.nonce.data)
-    except DomainError as error:
-        form.login.errors.append(domain_message(error))
-        return _forgot_step(form, None, 422)
+    _kind, number = normalise_login(number)  # refused: `_forgot_reset_again` starts over at the login
+    nonce = check_nonce(code_form.nonce.data)
     if code_form.validate_on_submit():
         hashed = User.hash_password(code_form.password.data)  # the slow part, before the write lock
         begin_write()
@@ -446,27 +496,29 @@ def _reset_password(user: User, hashed: str) -> None:
     notify(user, "password_changed")
 
 
+def _reset_again(refused, token):
+    """The new-password form again when its page expired; else the link is dead (expired, used,
+    forged): say so instead of a form that cannot work, 410 when opened, 422 when sent."""
+    if refused.expired:
+        return render_template("auth/reset.html", form=refused.on(NewPasswordForm()), error=None)
+    return render_template("auth/reset.html", form=None, error=refused.message), 410 if request.method == "GET" else 422
+
+
 @bp.route("/reset/<token>", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_reset_again)
 @limiter.limit("10 per minute; 50 per day", methods=["POST"])
 @reads_first
 def reset(token):
     """Set a new password from an e-mailed link (1 hour, single use); then this device logs in."""
     secret = current_app.config["SECRET_KEY"]
-    try:
-        user = User.from_reset_token(token, secret)
-    except DomainError as error:
-        return render_template("auth/reset.html", form=None, error=domain_message(error)), 410 if request.method == "GET" else 422
+    user = User.from_reset_token(token, secret)  # a dead link: `_reset_again` says so
     form = NewPasswordForm()
     if form.validate_on_submit():
         hashed = User.hash_password(form.password.data)  # the slow part, before the write lock
         begin_write()
         lock_member(user)
         db.session.refresh(user)
-        try:
-            user = User.from_reset_token(token, secret)  # re-read under the lock: a link works once
-        except DomainError as error:
-            return render_template("auth/reset.html", form=None, error=domain_message(error)), 422
+        user = User.from_reset_token(token, secret)  # re-read under the lock: a link works once
         _reset_password(user, hashed)
         db.session.commit()
         logout_user()

@@ -35,7 +35,7 @@ def show(slug):
     if cursor and wants_fragment():
         return render("communities/show.html", "stories/_cards.html", stories=stories, stats=stats,
                       next_cursor=next_cursor, more_url=more_url)
-    from models.event_listings import upcoming
+    from models.events import upcoming
 
     return render(
         "communities/show.html",

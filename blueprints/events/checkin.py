@@ -21,12 +21,13 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
-from app import csrf
-from blueprints.events.routes import bp, ticket_qr
-from blueprints.web import domain_message, keep_offline, render
+from extensions import csrf
+from blueprints.access import event_or_404, json_error
+from blueprints.events.routes import bp
+from blueprints.web import domain_errors, domain_message, keep_offline, render
 from models import DomainError, db
-from models.event_checkin import check_in, find_ticket
-from models.events import Event, Registration, can_manage, roster
+from models.events import Event, Registration, can_manage, check_in, find_ticket, roster
+from services.qr import ticket_qr
 
 SYNC_BATCH_MAX = 500  # a phone offline for a whole fair queues a few hundred scans at most
 ITEM_TEXT_MAX = 300  # a ticket URL, a token or a typed code; anything longer is not a ticket
@@ -72,34 +73,6 @@ def _counts(event: Event) -> tuple[int, int]:
     return checked, confirmed
 
 
-def _managed_event_or_abort(event_id: int) -> Event:
-    event = db.session.get(Event, event_id)
-    if event is None:
-        abort(404)
-    if not can_manage(current_user, event):
-        abort(403)
-    return event
-
-
-def _json_error(status: int, message: str):
-    response = jsonify(error=status, message=message)
-    response.status_code = status
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
-
-
-def _json_guard(event_id: int):
-    """The event for the sync, or a JSON error: a POST from fetch() must not land on the login page."""
-    if not current_user.is_authenticated:
-        return None, _json_error(401, _("Your session has ended. Log in again to sync."))
-    event = db.session.get(Event, event_id)
-    if event is None:
-        return None, _json_error(404, _("The page you are looking for does not exist or was removed."))
-    if not can_manage(current_user, event):
-        return None, _json_error(403, _("Your account does not have access to this page."))
-    return event, None
-
-
 # --- the ticket's landing page -----------------------------------------------------------------
 
 @bp.get("/t/<token>")
@@ -135,7 +108,7 @@ def _page(event: Event, status: int = 200, result: dict | None = None, preview: 
 @login_required
 def checkin(event_id):
     """Scan or type tickets; works offline once loaded (see the module's docstring)."""
-    event = _managed_event_or_abort(event_id)
+    event = event_or_404(event_id, manage=True)
     preview = None
     if request.args.get("ticket"):  # opened from a ticket's QR with the phone's own scanner
         found = find_ticket(event, request.args["ticket"])
@@ -161,17 +134,19 @@ def _outcome(done) -> dict:
     return _result("already", done.registration, _("Already checked in at %(time)s", time=when))
 
 
+@login_required
+def _checkin_refused(refused, event_id):
+    return _page(event_or_404(event_id, manage=True), status=422, result=_result("refused", message=refused.message))
+
+
 @bp.post("/<int:event_id>/checkin")
+@domain_errors(_checkin_refused)
 @login_required
 def checkin_form(event_id):
     """Typing a code without JavaScript: a plain CSRF-protected form, the result on the page."""
-    event = _managed_event_or_abort(event_id)
+    event = event_or_404(event_id, manage=True)
     text = (request.form.get("code") or "").strip()[:ITEM_TEXT_MAX]
-    try:
-        done = check_in(event, text, current_user)
-    except DomainError as error:
-        db.session.rollback()
-        return _page(event, status=422, result=_result("refused", message=domain_message(error)))
+    done = check_in(event, text, current_user)
     db.session.commit()
     return _page(event, result=_outcome(done))
 
@@ -181,7 +156,7 @@ def checkin_form(event_id):
 def checkin_roster(event_id):
     """The confirmed roster for the device's offline copy: token hashes, never raw tokens.
     (A GET like the pages: visitors are sent to log in, and the page's script notices.)"""
-    event = _managed_event_or_abort(event_id)
+    event = event_or_404(event_id, manage=True)
     entries = [
         {"code": reg.code, "token_sha256": token_hash(reg.ticket_token), "nickname": reg.user.nickname,
          "companions": reg.companions, "checked_in_at": _iso(reg.checked_in_at)}
@@ -214,20 +189,18 @@ def _sync_item(event: Event, item) -> dict:
 @csrf.exempt  # a sync may come hours after the page loaded: X-Checkin-Key stands in for the token
 def checkin_sync(event_id):
     """Check in a device's queued scans; replays are harmless and the earliest scan is kept."""
-    event, error = _json_guard(event_id)
-    if error is not None:
-        return error
+    event = event_or_404(event_id, manage=True, as_json=True)  # fetch() must not land on the login page
     sent = request.headers.get("X-Checkin-Key", "").encode()
     if not hmac.compare_digest(sent, checkin_key(event.id, current_user).encode()):
-        return _json_error(403, _("This check-in page is out of date. Reload it while online."))
+        return json_error(403, _("This check-in page is out of date. Reload it while online."))
     if request.mimetype != "application/json":
-        return _json_error(415, _("The request could not be understood. Please try again."))
+        return json_error(415, _("The request could not be understood. Please try again."))
     payload = request.get_json(silent=True)
     items = payload.get("checkins") if isinstance(payload, dict) else None
     if not isinstance(items, list):
-        return _json_error(400, _("The request could not be understood. Please try again."))
+        return json_error(400, _("The request could not be understood. Please try again."))
     if len(items) > SYNC_BATCH_MAX:
-        return _json_error(413, _("Too many check-ins at once. Please try again."))
+        return json_error(413, _("Too many check-ins at once. Please try again."))
     results = [_sync_item(event, item) for item in items]
     db.session.commit()
     checked, confirmed = _counts(event)

@@ -65,7 +65,7 @@ class EventForm(FlaskForm):
     starts_at = _when(_l("Starts"))
     ends_at = _when(_l("Ends"))
     signup_opens_at = _when(_l("Signup opens"))
-    # Left empty, these two default to 2 h and 24 h before the start (see blueprints/events/manage.py).
+    # Left empty, these two default to 2 h and 24 h before the start (models/events/form_input.py).
     signup_closes_at = _when(_l("Signup closes"), required=False)
     cancel_deadline = _when(_l("Members may cancel with a refund until"), required=False)
     place = StringField(_l("Place"), validators=[DataRequired(_l("Give the place and its address.")), Length(max=80)])

@@ -2,30 +2,26 @@
 attendance rates; the roster and its CSV export.
 
 Every route needs the organizer role somewhere (admins pass); routes about one event then
-narrow it to that event's community with `can_manage` (403 otherwise)."""
+narrow it to that event's community with `event_or_404(…, manage=True)` (403 otherwise)."""
 from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
-
 from flask import Response, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from app import csrf
-from blueprints.access import role_required
+from blueprints.access import event_or_404, role_required
 from blueprints.events.forms import EventForm
 from blueprints.events.routes import bp
 from blueprints.transactions import begin_write, reads_first
-from blueprints.web import domain_message, render
-from models import N_, Community, DomainError, db
+from blueprints.web import domain_errors, form_page, render
+from models import N_, Community, db
 from models.accounts import mask_phone
-from models.event_listings import EventCard, card_of, managed_by
 from models.events import (
-    KINDS, Event, EventInput, Registration, can_manage, cancel_event, complete_event, default_map_url, publish_event,
-    save_event,
+    KINDS, Event, EventCard, EventInput, Registration, cancel_event, card_of, complete_event, default_map_url,
+    managed_by, publish_event, save_event,
 )
 from models.events import roster as roster_of
 from models.nonces import NONCE_RE, AlreadySubmitted, new_nonce
@@ -40,18 +36,8 @@ STATUS_LABELS = {
     "cancelled": N_("Event cancelled"),
     "completed": N_("Completed"),
 }
-# Defaults for a new event, counted back from its start when the organizer leaves them empty.
-SIGNUP_CLOSES_BEFORE = timedelta(hours=2)
-CANCEL_DEADLINE_BEFORE = timedelta(hours=24)
 # Cells a spreadsheet would run as a formula (CSV injection): prefixed with a quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _managed_or_403(event_id: int) -> Event:
-    event = db.get_or_404(Event, event_id)
-    if not can_manage(current_user, event):
-        abort(403)
-    return event
 
 
 def _helpers() -> dict:
@@ -100,7 +86,7 @@ def _form(event: Event | None) -> EventForm:
             form.map_url.data = ""
         form.safety_notice.data = event.safety_notice or ""
     else:
-        from models.levels import EarningRule
+        from models.loyalty import EarningRule
 
         wanted = request.args.get("community", type=int)
         ids = [choice.value for choice in form.community.choices]
@@ -112,15 +98,13 @@ def _form(event: Event | None) -> EventForm:
 
 
 def _input(form: EventForm, community: Community, cover: tuple[str, str] | None) -> EventInput:
-    starts = form.starts_at.utc
-    # Left empty: signup closes 2 h and free cancellation ends 24 h before the start.
-    closes = form.signup_closes_at.utc or (starts - SIGNUP_CLOSES_BEFORE if starts else None)
-    deadline = form.cancel_deadline.utc or (starts - CANCEL_DEADLINE_BEFORE if starts else None)
+    # Dates left empty get their defaults from EventInput (counted back from the start).
     return EventInput(
         community=community, kind=form.kind.data, title=form.title.data or "", description=form.description.data or "",
-        starts_at=starts, ends_at=form.ends_at.utc, place=form.place.data or "", address=form.address.data or "",
+        starts_at=form.starts_at.utc, ends_at=form.ends_at.utc, place=form.place.data or "", address=form.address.data or "",
         map_url=form.map_url.data or "", capacity=form.capacity.data, companions_allowed=form.companions_allowed.data,
-        signup_opens_at=form.signup_opens_at.utc, signup_closes_at=closes, cancel_deadline=deadline,
+        signup_opens_at=form.signup_opens_at.utc, signup_closes_at=form.signup_closes_at.utc,
+        cancel_deadline=form.cancel_deadline.utc,
         points_price=form.points_price.data, attendance_points=form.attendance_points.data,
         level_priority=bool(form.level_priority.data), safety_notice=form.safety_notice.data or "",
         cover_key=cover[0] if cover else None, cover_thumb_key=cover[1] if cover else None,
@@ -149,12 +133,7 @@ def _save(form: EventForm, event: Event | None) -> Event | None:
     except AlreadySubmitted as repeat:
         db.session.rollback()  # this submission's cover is gone with it; the first draft stands
         return repeat.first
-    except DomainError as error:
-        db.session.rollback()
-        form.form_errors.append(domain_message(error))
-        if event is None and not NONCE_RE.match(form.nonce.data or ""):
-            form.nonce.data = new_nonce()  # the page was stale: the form now works again
-        return None
+    # A DomainError goes on to `_form_again` (the cover written is gone with it).
     if written:
         delete_photo(storage, *old_cover)  # replaced
     return saved
@@ -174,8 +153,21 @@ def _edit(event: Event | None):
     return render("events/manage/edit.html", form=form, event=event, **_helpers()), status
 
 
+@role_required("organizer")
+def _form_again(refused, event_id=None):
+    """The event form again from what was sent, for those the view lets in only: the reason
+    above the form, and a fresh nonce if the page's was stale, so the form works again."""
+    event = event_or_404(event_id, manage=True) if event_id is not None else None
+    if event is None and not _organized_communities():
+        abort(403)
+    form = refused.on(_form(event))
+    if event is None and not NONCE_RE.match(form.nonce.data or ""):
+        form.nonce.data = new_nonce()
+    return render("events/manage/edit.html", form=form, event=event, **_helpers())
+
+
 @bp.route("/new", methods=["GET", "POST"])
-@csrf.exempt  # FlaskForm checks the token and keeps what was typed
+@form_page(_form_again)
 @role_required("organizer")
 @reads_first  # the cover photo is resized before the write lock (blueprints/transactions.py)
 def new():
@@ -186,12 +178,12 @@ def new():
 
 
 @bp.route("/<int:event_id>/edit", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_form_again)
 @role_required("organizer")
 @reads_first
 def edit(event_id):
     """Change an event; capacity cannot drop below the confirmed seats (the model says so)."""
-    return _edit(_managed_or_403(event_id))
+    return _edit(event_or_404(event_id, manage=True))
 
 
 # --- the event's dashboard and its actions -------------------------------------------------
@@ -207,48 +199,52 @@ def _dashboard(event: Event, status: int = 200, error: str | None = None, cancel
 @role_required("organizer")
 def manage_event(event_id):
     """An event at a glance for its organizer: counts and what can be done next."""
-    return _dashboard(_managed_or_403(event_id))
+    return _dashboard(event_or_404(event_id, manage=True))
 
 
-def _act(event: Event, action, success, cancel_message: str = ""):
-    """Run ACTION on the event; commit and go back to the dashboard, or show why not (422)."""
-    try:
-        result = action()
-    except DomainError as error:
-        db.session.rollback()
-        return _dashboard(db.session.get(Event, event.id), 422, domain_message(error), cancel_message)
+@role_required("organizer")
+def _dashboard_again(refused, event_id):
+    """Why an action was refused, on the dashboard (the cancellation message typed kept)."""
+    return _dashboard(event_or_404(event_id, manage=True), 422, refused.message, request.form.get("message", ""))
+
+
+def _act(event: Event, action, success):
+    """Run ACTION on the event; commit and go back to the dashboard (a refusal: `_dashboard_again`)."""
+    result = action()
     db.session.commit()
     flash(success(result), "success")
     return redirect(url_for("events.manage_event", event_id=event.id))
 
 
 @bp.post("/<int:event_id>/publish")
+@domain_errors(_dashboard_again)
 @role_required("organizer")
 def publish(event_id):
-    event = _managed_or_403(event_id)
+    event = event_or_404(event_id, manage=True)
     return _act(event, lambda: publish_event(event, current_user),
                 lambda _r: _("Published: members can see the event and sign up when signup opens."))
 
 
 @bp.post("/<int:event_id>/complete")
+@domain_errors(_dashboard_again)
 @role_required("organizer")
 def complete(event_id):
-    event = _managed_or_403(event_id)
+    event = event_or_404(event_id, manage=True)
     return _act(event, lambda: complete_event(event, current_user),
                 lambda r: _("Event completed: %(attended)s attended, %(no_shows)s did not show up.",
                             attended=r[0], no_shows=r[1]))
 
 
 @bp.post("/<int:event_id>/cancel-event", endpoint="cancel_event")
+@domain_errors(_dashboard_again)
 @role_required("organizer")
 def cancel_whole_event(event_id):
     """Cancel the whole event (a member's own cancellation is POST /events/<id>/cancel)."""
-    event = _managed_or_403(event_id)
+    event = event_or_404(event_id, manage=True)
     message = request.form.get("message", "")
     return _act(event, lambda: cancel_event(event, current_user, message),
                 lambda told: (_("Event cancelled. %(count)s members were told and refunded.", count=told)
-                              if event.points_price else _("Event cancelled. %(count)s members were told.", count=told)),
-                cancel_message=message)
+                              if event.points_price else _("Event cancelled. %(count)s members were told.", count=told)))
 
 
 # --- roster --------------------------------------------------------------------------------
@@ -271,7 +267,7 @@ def _shanghai(moment, fmt: str) -> str:
 @role_required("organizer")
 def roster(event_id):
     """Who comes: confirmed seats in order, then the waitlist; phones masked."""
-    event = _managed_or_403(event_id)
+    event = event_or_404(event_id, manage=True)
     rows = _numbered(roster_of(event))
     return render("events/manage/roster.html", event=event, rows=rows, mask_phone=mask_phone,
                   shanghai=_shanghai, **_helpers())
@@ -310,7 +306,7 @@ def roster_csv_text(event: Event, registrations: list[Registration]) -> str:
 @bp.get("/<int:event_id>/roster.csv")
 @role_required("organizer")
 def roster_csv(event_id):
-    event = _managed_or_403(event_id)
+    event = event_or_404(event_id, manage=True)
     body = roster_csv_text(event, roster_of(event))
     response = Response(body.encode("utf-8"), mimetype="text/csv")
     response.headers["Content-Type"] = "text/csv; charset=utf-8"

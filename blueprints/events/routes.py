@@ -1,35 +1,32 @@
 """Events for members: the listing, an event's page, signup and cancellation, the calendar file."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from babel.dates import format_skeleton
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
+from flask import Blueprint, flash, make_response, redirect, request, url_for
 from flask_babel import get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
-from app import limiter
-from blueprints.access import wants_fragment
-from blueprints.web import domain_message, render
-from models import Community, DomainError, db
-from models.event_listings import card_of, month_bounds, registrations_of, upcoming
+from extensions import limiter
+from blueprints.access import event_or_404, wants_fragment
+from blueprints.web import domain_errors, render
+from models import Community, db
 from models.events import (
-    Event, Registration, SignupInput, can_manage, cancel_registration, opening_for,
-    signup as signup_member,
+    Event, SignupInput, can_manage, cancel_registration, card_of, month_bounds, registrations_of,
+    signup as signup_member, signup_window, upcoming_page,
 )
-from models.points import balance_of
-from models.types import add_months, shanghai_day, utcnow
+from models.loyalty import balance_of
+from models.types import add_months, shanghai_day
 from services.calendar import event_ics
-from services.qr import qr_svg
+from services.qr import ticket_qr
 
 bp = Blueprint("events", __name__)
 
 PAGE_SIZE = 20
 MONTHS_AHEAD = 6
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _per_member():
@@ -37,18 +34,6 @@ def _per_member():
 
 
 # --- helpers shared by the pages ------------------------------------------------------------
-
-def encode_cursor(event: Event) -> str:
-    return f"{(event.starts_at - _EPOCH) // timedelta(microseconds=1)}-{event.id}"
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
-    try:
-        micros, event_id = (cursor or "").split("-")
-        return _EPOCH + timedelta(microseconds=int(micros)), int(event_id)
-    except (ValueError, OverflowError):
-        return None
-
 
 def month_choices(today=None) -> list[tuple[str, str]]:
     """("2026-12", "2026年12月") for this Shanghai month and the next few."""
@@ -86,28 +71,9 @@ def local_part(moment: datetime, skeleton: str) -> str:
     return format_skeleton(skeleton, moment.astimezone(get_timezone()), locale=get_locale())
 
 
-def ticket_url(reg: Registration) -> str:
-    """The absolute URL the ticket's QR carries (the check-in page resolves it)."""
-    if "events.ticket" in current_app.view_functions:
-        return url_for("events.ticket", token=reg.ticket_token, _external=True)
-    return url_for("main.home", _external=True).rstrip("/") + "/events/t/" + reg.ticket_token
-
-
-def ticket_qr(reg: Registration):
-    return qr_svg(ticket_url(reg), _("Ticket %(code)s", code=reg.display_code), css_class="qr event-qr-code")
-
-
-def visible_event_or_404(event_id: int) -> Event:
-    event = db.session.scalar(select(Event).where(Event.id == event_id)
-                              .options(joinedload(Event.community), joinedload(Event.organizer)))
-    if event is None or not event.visible_to(current_user):
-        abort(404)
-    return event
-
-
 def _priority_note(event: Event) -> dict | None:
     """The lowest level with early signup and the most hours any level gets, for the page's note."""
-    from models.levels import Level
+    from models.loyalty import Level
 
     if not event.level_priority:
         return None
@@ -118,13 +84,13 @@ def _priority_note(event: Event) -> dict | None:
 
 
 def panel_context(event: Event, values=None, error: str | None = None, notice: str | None = None) -> dict:
-    """Everything the signup panel shows: seats, the member's registration and what they may do."""
-    now = utcnow()
+    """Everything the signup panel shows: seats, the member's registration and what they may do
+    (the model's `signup_window`, the same answer the signup rule gives)."""
     member = current_user if current_user.is_authenticated else None
     reg = event.registration_of(member) if member else None
     if reg is not None and reg.state == "cancelled":
         reg = None
-    opening = opening_for(event, member, now)
+    window = signup_window(event, member)
     card = card_of(event)
     return {
         "event": event,
@@ -133,14 +99,14 @@ def panel_context(event: Event, values=None, error: str | None = None, notice: s
         "waitlisted": card.waitlisted,
         "position": reg.waitlist_position() if reg is not None else None,
         "qr": ticket_qr(reg) if reg is not None and reg.state == "confirmed" else None,
-        "opens": opening.at,
-        "is_open": event.signup_open(opening.at, now),
-        "not_yet": now < opening.at,
-        "closed": now >= event.signup_closes_at or now >= event.starts_at,
-        "started": now >= event.starts_at,
+        "opens": window.opens,
+        "is_open": window.is_open,
+        "not_yet": window.not_yet,
+        "closed": window.closed,
+        "started": window.started,
         "balance": balance_of(member) if member and event.points_price else None,
-        "refundable": now < event.cancel_deadline,
-        "suspended_until": opening.suspended_until,
+        "refundable": window.refundable,
+        "suspended_until": window.suspended_until,
         "values": values if values is not None else {},
         "error": error,
         "notice": notice,
@@ -169,20 +135,16 @@ def index():
     month = request.args.get("month") or None
     if month and month_bounds(month) is None:
         month = None
-    cursor = request.args.get("cursor")
-    after = decode_cursor(cursor)
-    cards = upcoming(community_id=community.id if community else None, month=month, after=after,
-                     limit=PAGE_SIZE + 1)
-    more = len(cards) > PAGE_SIZE
-    cards = cards[:PAGE_SIZE]
-    next_cursor = encode_cursor(cards[-1].event) if more else None
+    page = upcoming_page(request.args.get("cursor"), PAGE_SIZE, community_id=community.id if community else None,
+                         month=month)
+    cards, next_cursor = page.cards, page.next_cursor
     filters = {"community": community.slug if community else None, "month": month}
     more_url = url_for("events.index", cursor=next_cursor, **filters) if next_cursor else None
     context = {
         "cards": cards, "mine": registrations_of(current_user, [c.event.id for c in cards]),
         "next_cursor": next_cursor, "more_url": more_url, "community": community, "month": month,
     }
-    if after is not None and wants_fragment():  # the next page of an infinite scroll: only the cards
+    if page.continued and wants_fragment():  # the next page of an infinite scroll: only the cards
         return render("events/index.html", "events/_cards.html", **context)
     return render("events/index.html", "events/_list.html", communities=Community.all_ordered(),
                   months=month_choices(), **context)
@@ -191,7 +153,7 @@ def index():
 @bp.get("/<int:event_id>")
 def show(event_id):
     """An event: what, when, where, who runs it, seats left, and the member's signup or ticket."""
-    event = visible_event_or_404(event_id)
+    event = event_or_404(event_id)
     return render("events/show.html", "events/_signup.html", **panel_context(event), **_page_context(event))
 
 
@@ -210,18 +172,20 @@ def _signup_input() -> SignupInput:
     )
 
 
+@login_required
+def _panel_again(refused, event_id):
+    """Why the signup or the cancellation was refused, in the panel, with what was typed."""
+    return _panel(event_or_404(event_id), status=422, values=request.form, error=refused.message)
+
+
 @bp.post("/<int:event_id>/signup")
+@domain_errors(_panel_again)
 @login_required
 @limiter.limit("30 per minute", key_func=_per_member)
 def signup(event_id):
     """Sign the member up: a seat (and a ticket) while seats remain, else the waitlist."""
-    event = visible_event_or_404(event_id)
-    data = _signup_input()
-    try:
-        reg = signup_member(event, current_user, data)
-    except DomainError as error:
-        db.session.rollback()
-        return _panel(event, status=422, values=request.form, error=domain_message(error))
+    event = event_or_404(event_id)
+    reg = signup_member(event, current_user, _signup_input())
     db.session.commit()
     if reg.state == "confirmed":
         notice = _("You're in! Show this ticket at the venue.")
@@ -232,16 +196,13 @@ def signup(event_id):
 
 
 @bp.post("/<int:event_id>/cancel")
+@domain_errors(_panel_again)
 @login_required
 @limiter.limit("30 per minute", key_func=_per_member)
 def cancel(event_id):
     """Cancel the member's own signup; freed seats go to the waitlist."""
-    event = visible_event_or_404(event_id)
-    try:
-        result = cancel_registration(event, current_user)
-    except DomainError as error:
-        db.session.rollback()
-        return _panel(event, status=422, error=domain_message(error))
+    event = event_or_404(event_id)
+    result = cancel_registration(event, current_user)
     db.session.commit()
     if result.refunded:
         notice = _("Your signup is cancelled and %(points)s points are back in your account.", points=result.refunded)
@@ -267,7 +228,7 @@ def _done(event: Event, notice: str, category: str, points_moved: bool):
 @bp.get("/<int:event_id>/calendar.ics")
 def calendar(event_id):
     """The event as an .ics file for the phone's calendar."""
-    event = visible_event_or_404(event_id)
+    event = event_or_404(event_id)
     response = make_response(event_ics(event, url_for("events.show", event_id=event.id, _external=True)))
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="cheyou-event-{event.id}.ics"'

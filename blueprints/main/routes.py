@@ -10,7 +10,7 @@ from blueprints.access import back_url, wants_fragment
 from blueprints.web import asset_version, render, static_version
 from models import Community, Reward, Story, db
 from models.communities import member_community_ids
-from models.events import Event
+from models.events import Event, next_ticket
 from models.referrals import inviter_for
 from models.stories import SORTS, card_stats, feed
 from services.storage import get_storage
@@ -34,7 +34,6 @@ def home():
     mine = [c for c in communities if c.id in joined]
     others = [c for c in communities if c.id not in joined]
     counts = Community.member_counts([c.id for c in communities])
-    from models.event_listings import next_ticket
 
     return render("main/home.html", mine=mine, others=others, counts=counts, joined=joined, stories=stories,
                   next_ticket=next_ticket(current_user), stats=stats, sort=sort, sort_endpoint=("main.home", {}), next_cursor=next_cursor, more_url=more_url)
@@ -170,10 +169,3 @@ def invite(code):
     if inviter_for(code) is not None and not current_user.is_authenticated:
         response.set_cookie("invite", code, max_age=60 * 60 * 24 * 30, samesite="Lax", httponly=True)
     return response
-
-
-def coming_soon(title: str, blurb: str):
-    """The friendly page a tab shows until its capability lands."""
-    return render_template("main/coming_soon.html", title=title, blurb=blurb)
-
-

@@ -8,14 +8,15 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from blueprints.access import back_url, wants_fragment
-from blueprints.main.routes import coming_soon
-from blueprints.web import render
+from blueprints.web import coming_soon, keep_offline, render
 from models import Community, EarningRule, Notification, db
 from models.communities import member_community_ids
-from models.levels import Level, level_of
-from models.points import balance_of, check_in, checked_in_today, checkin_streak, expiring_soon, history
+from models.loyalty import Level, check_in, history, points_summary
+from models.events import tickets_of, waitlist_positions
 from models.referrals import invite_code
-from models.types import shanghai_day
+from services.poster import PosterFontMissing, PosterText
+from services.poster import invite_poster as draw
+from services.qr import ticket_qr
 
 bp = Blueprint("me", __name__)
 
@@ -100,9 +101,6 @@ def invite_link(member) -> str:
 @bp.get("/invite-poster.png")
 def invite_poster():
     """The member's invite poster: a PNG to long-press, save and send in WeChat (drawn once, then cached)."""
-    from services.poster import PosterFontMissing, PosterText
-    from services.poster import invite_poster as draw
-
     nickname = current_user.nickname if len(current_user.nickname) <= 12 else current_user.nickname[:11] + "…"
     text = PosterText(
         brand=_("Cheyou"),
@@ -140,26 +138,10 @@ def checkin():
     return response
 
 
-def points_summary(member) -> dict:
-    """What the points card shows: balance, level and progress, the soonest expiry, today's check-in."""
-    day = shanghai_day()
-    return {
-        "balance": balance_of(member),
-        "level": level_of(member),
-        "expiring": expiring_soon(member),
-        "checked_in": checked_in_today(member),
-        "streak": checkin_streak(member, day),
-    }
-
-
 @bp.get("/tickets")
 def tickets():
     """My tickets: coming events (QR and code, or waitlist position) and past ones; kept on the
     device by the service worker so the ticket opens at a venue without signal."""
-    from blueprints.events.routes import ticket_qr
-    from blueprints.web import keep_offline
-    from models.event_listings import tickets_of, waitlist_positions
-
     coming, past = tickets_of(current_user)
     response = render_template("me/tickets.html", coming=coming, past=past,
                                positions=waitlist_positions(coming),

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from blueprints.access import back_url, role_required
-from blueprints.web import domain_message
+from blueprints.web import domain_errors, domain_message
 from models import N_, Comment, Community, DomainError, Report, Story, db
 from models import moderation as rules
 from models.moderation import REPORT_REASONS
@@ -36,21 +36,27 @@ def _target_from_form():
     return db.session.get(Story, story_id) if story_id else db.session.get(Comment, comment_id)
 
 
+def _reported_story(target) -> Story:
+    return target if isinstance(target, Story) else target.story
+
+
+def _report_refused(refused):
+    """The report was refused (no reason chosen, a note too long): say why, on its own page."""
+    story = _reported_story(_target_from_form())
+    return render_template("moderation/report_done.html", story=story, message=refused.message, refused=True)
+
+
 @bp.post("/report")
+@domain_errors(_report_refused)
 @login_required
 def report():
     """A member reports a story or a comment they can see (never their own)."""
     target = _target_from_form()
     if target is None or not rules.reportable(target, current_user):
         abort(404)
-    story = target if isinstance(target, Story) else target.story
-    try:
-        _report, created = rules.file_report(current_user, target, request.form.get("reason", ""),
-                                             request.form.get("note", ""))
-    except DomainError as error:
-        db.session.rollback()
-        return render_template("moderation/report_done.html", story=story, message=domain_message(error),
-                               refused=True), 422
+    story = _reported_story(target)
+    _report, created = rules.file_report(current_user, target, request.form.get("reason", ""),
+                                         request.form.get("note", ""))
     db.session.commit()
     message = (_("Thanks. Moderators of this community will look at your report.") if created
                else _("You already reported this. Moderators will look at it."))

@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, ValidationError
 
-from models.rewards import normalise_code
+from models.loyalty import normalise_code
 
 
 def voucher_code(form, field):

@@ -19,13 +19,12 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
-from app import csrf
 from blueprints.access import role_required
 from blueprints.partner.forms import LookupForm, UseForm
-from blueprints.web import domain_message, render
-from models import DomainError, Partner, Store, db
+from blueprints.web import domain_message, form_page, render
+from models import Partner, Store, db
 from models.partners import redemptions
-from models.rewards import Voucher, normalise_code, refusal, use_voucher
+from models.loyalty import Voucher, normalise_code, refusal, use_voucher
 from models.types import shanghai_day, shanghai_midnight
 
 bp = Blueprint("partner", __name__)
@@ -187,8 +186,19 @@ def voucher(code):
     return _voucher_page(voucher)
 
 
+@role_required("partner")
+def _use_again(refused, code):
+    """The voucher's status again, the store chosen kept: the notice on the form when the page
+    expired, else why the voucher cannot be used (as it is now, e.g. just used at the next till)."""
+    voucher = _voucher_or_404(normalise_code(code) or "")
+    form = _use_form(voucher, formdata=request.form or None)
+    if refused.expired:
+        return _voucher_page(voucher, form=refused.on(form))
+    return _voucher_page(voucher, form=form, error=refused.message)
+
+
 @bp.post("/v/<path:code>/use")
-@csrf.exempt  # FlaskForm checks the token and keeps the chosen store
+@form_page(_use_again)
 @role_required("partner")
 def use(code):
     """Mark the voucher used at the chosen store: once, however many taps or devices race."""
@@ -196,13 +206,7 @@ def use(code):
     form = _use_form(voucher, formdata=request.form or None)
     if not form.validate_on_submit():
         return _voucher_page(voucher, form=form, status=422)
-    store, code = db.session.get(Store, form.store.data), voucher.code
-    try:
-        voucher = use_voucher(code, store, current_user)
-    except DomainError as error:
-        db.session.rollback()
-        voucher = _voucher_or_404(code)
-        return _voucher_page(voucher, form=form, status=422, error=domain_message(error))
+    voucher = use_voucher(voucher.code, db.session.get(Store, form.store.data), current_user)
     db.session.commit()
     confirmation = _("Validated at %(store)s, %(time)s.", store=voucher.used_store.name,
                      time=format_datetime(voucher.used_at, "yyyy-MM-dd HH:mm"))

@@ -5,12 +5,10 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from blueprints.access import wants_fragment
-from blueprints.me.routes import points_summary
-from blueprints.web import domain_message, render
-from models import Community, DomainError, Reward, db
-from models.levels import level_of
-from models.points import balance_of
-from models.rewards import REWARD_KINDS, new_nonce, redeem as redeem_reward, redeem_refusal
+from blueprints.web import domain_errors, domain_message, render
+from models import Community, Reward, db
+from models.loyalty import REWARD_KINDS, balance_of, level_of, points_summary, redeem as redeem_reward, redeem_refusal
+from models.nonces import new_nonce
 
 bp = Blueprint("rewards", __name__)
 
@@ -71,17 +69,20 @@ def confirm(reward_id):
     return render_template("rewards/confirm.html", **context)
 
 
+@login_required
+def _redeem_refused(refused, reward_id):
+    """Why the redemption was refused, in the redeem box (no points moved)."""
+    return render("rewards/show.html", "rewards/_redeem.html", status=422,
+                  **_redeem_context(db.get_or_404(Reward, reward_id), error=refused.message))
+
+
 @bp.post("/<int:reward_id>/redeem")
+@domain_errors(_redeem_refused)
 @login_required
 def redeem(reward_id):
     """Debit the points and issue the voucher; the form's nonce makes a repeat return the same one."""
     reward = db.get_or_404(Reward, reward_id)
-    try:
-        voucher = redeem_reward(current_user, reward.id, request.form.get("nonce", ""))
-    except DomainError as error:
-        db.session.rollback()
-        return render("rewards/show.html", "rewards/_redeem.html", status=422,
-                      **_redeem_context(reward, error=domain_message(error)))
+    voucher = redeem_reward(current_user, reward.id, request.form.get("nonce", ""))
     db.session.commit()
     if not wants_fragment():
         return redirect(url_for("me.voucher", code=voucher.code), 303)

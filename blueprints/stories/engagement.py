@@ -5,11 +5,11 @@ from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app import limiter
+from extensions import limiter
 from blueprints.access import wants_fragment
 from blueprints.stories.routes import _per_member, bp
-from blueprints.web import domain_message, render
-from models import DomainError, Story, db
+from blueprints.web import domain_errors, render
+from models import Story, db
 from models.engagement import (
     COMMENT_MAX, Comment, add_comment, delete_comment, has_liked, like, like_count, threads_for, unlike,
 )
@@ -57,7 +57,15 @@ def _comments_response(story: Story, status: int = 200, error: str | None = None
                   engagement=story_engagement(story), comment_error=error, typed=typed, reply_to=reply_to)
 
 
+@login_required
+def _comment_refused(refused, story_id):
+    """Why the comment was refused, under the comment box, with what was typed."""
+    return _comments_response(Story.get_published_or_404(story_id), 422, refused.message,
+                              request.form.get("body", ""), request.form.get("parent_id", type=int))
+
+
 @bp.post("/<int:story_id>/comments")
+@domain_errors(_comment_refused)
 @login_required
 @limiter.limit("30 per hour", key_func=_per_member)
 def comment(story_id):
@@ -65,7 +73,7 @@ def comment(story_id):
     story = Story.get_published_or_404(story_id)
     body = request.form.get("body", "")
     parent_id = request.form.get("parent_id", type=int)
-    if not current_user.phone_verified:
+    if not current_user.can_post:
         return _comments_response(story, 403, _("Verify your mobile number before you comment."), body, parent_id)
     try:
         created = add_comment(story, current_user, body, parent_id=parent_id, nonce=request.form.get("nonce", ""))
@@ -73,9 +81,6 @@ def comment(story_id):
     except AlreadySubmitted as repeat:  # a double tap: the first comment stands, nothing more is posted
         db.session.rollback()
         created = repeat.first
-    except DomainError as error:
-        db.session.rollback()
-        return _comments_response(story, 422, domain_message(error), body, parent_id)
     if not wants_fragment():
         if created.status == "review":
             flash(_("Thanks! A moderator will check your comment before others see it."), "info")

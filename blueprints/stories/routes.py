@@ -1,20 +1,22 @@
 """Writing, previewing, editing and reading stories."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from wtforms import SelectChoice
 
-from app import csrf, limiter
+from extensions import limiter
 from blueprints.transactions import begin_write, reads_first
 from blueprints.stories.forms import StoryForm
-from blueprints.web import domain_message, render
-from models import Community, DomainError, Story, db
+from blueprints.web import form_page, render
+from models import Community, Story, User, db
 from models.communities import member_community_ids
 from models.markup import render_markdown
 from models.nonces import NONCE_RE, AlreadySubmitted, new_nonce
-from models.stories import MAX_PHOTOS, TAGS, NewPhoto, StoryInput, delete_story, save_story
+from models.stories import (
+    MAX_PHOTOS, TAGS, NewPhoto, StoryInput, card_stats, delete_story, feed, require_photo_room, save_story,
+)
 from services.images import MAX_BYTES, delete_photo, process_upload, removed_unless_saved, store_photo
 from services.storage import get_storage
 
@@ -80,14 +82,10 @@ def _go(url: str):
 def _save(form: StoryForm, story: Story | None, publish: bool) -> Story | None:
     """Process the photos, save the story, commit; on any refusal nothing stays behind, files included."""
     storage = get_storage(current_app)
-    community = db.session.get(Community, form.community.data)
     try:
         with removed_unless_saved(storage) as written:
-            if community is None:
-                raise DomainError("Choose a community.")
             uploads = [f for f in request.files.getlist(form.photos.name) if f and f.filename]
-            if len(uploads) + len(story.photos if story else []) - len(form.remove_photos.data or []) > MAX_PHOTOS:
-                raise DomainError("A story has at most %(max)s photos.", max=MAX_PHOTOS)
+            require_photo_room(story, len(uploads), set(form.remove_photos.data or []))  # before resizing any
             photos = []
             for upload in uploads:
                 processed = process_upload(upload.read(MAX_BYTES + 1))
@@ -105,24 +103,33 @@ def _save(form: StoryForm, story: Story | None, publish: bool) -> Story | None:
     except AlreadySubmitted as repeat:
         db.session.rollback()  # this submission's photos are gone with it; the first one stands
         return repeat.first
-    except DomainError as error:
-        db.session.rollback()
-        form.form_errors.append(domain_message(error))
-        if story is None and not NONCE_RE.match(form.nonce.data or ""):
-            form.nonce.data = new_nonce()  # the page was stale: the form now works again
-        return None
+    # A DomainError goes on to `_editor_again` (the photos written are gone with it).
     delete_photo(storage, *[key for p in dropped for key in (p.full_key, p.thumb_key)])
     return saved
 
 
+@login_required
+def _editor_again(refused, story_id=None):
+    """The editor again from what was sent, the view's own checks first: the reason above the
+    form, and a fresh nonce if the page's was stale, so the form works again."""
+    story = Story.get_own_or_403(story_id, current_user) if story_id is not None else None
+    if story is None and not current_user.can_post:
+        return render_template("stories/verify_first.html"), 403
+    form = refused.on(_form(story))
+    if story is None and not NONCE_RE.match(form.nonce.data or ""):
+        form.nonce.data = new_nonce()
+    return render("stories/edit.html", "stories/_editor.html", 422, form=form, story=story, preview=None,
+                  max_photos=MAX_PHOTOS)
+
+
 @bp.route("/new", methods=["GET", "POST"])
-@csrf.exempt  # FlaskForm checks the token and keeps what was typed
+@form_page(_editor_again)
 @login_required
 @limiter.limit("20 per hour", key_func=_per_member, methods=["POST"])
 @reads_first  # photos are resized before the write lock is taken (blueprints/transactions.py)
 def create():
     """Write a story. Only members with a verified mobile number may post (the page says why)."""
-    if not current_user.phone_verified:
+    if not current_user.can_post:
         return render_template("stories/verify_first.html"), 403
     return _edit(None)
 
@@ -135,16 +142,13 @@ def show(story_id):
 
 
 @bp.route("/<int:story_id>/edit", methods=["GET", "POST"])
-@csrf.exempt
+@form_page(_editor_again)
 @login_required
 @limiter.limit("60 per hour", key_func=_per_member, methods=["POST"])
 @reads_first
 def edit(story_id):
     """Authors edit their own stories (403 for anyone else's)."""
-    story = Story.get_visible_or_404(story_id, current_user)
-    if story.author_id != current_user.id:
-        abort(403)
-    return _edit(story)
+    return _edit(Story.get_own_or_403(story_id, current_user))
 
 
 @bp.post("/<int:story_id>/delete")
@@ -152,9 +156,7 @@ def edit(story_id):
 def delete(story_id):
     """Authors delete their own stories (kept for moderation history, gone from every list;
     a draft and the photo files go for good)."""
-    story = Story.get_visible_or_404(story_id, current_user)
-    if story.author_id != current_user.id:
-        abort(403)
+    story = Story.get_own_or_403(story_id, current_user)
     slug = story.community.slug  # a draft's row is gone after the commit
     delete_story(story)
     db.session.commit()
@@ -165,9 +167,6 @@ def delete(story_id):
 @bp.get("/by/<int:user_id>")
 def by_member(user_id):
     """A member's published stories, newest first, with infinite scroll."""
-    from models import User
-    from models.stories import card_stats, feed
-
     member = db.get_or_404(User, user_id)
     cursor = request.args.get("cursor")
     stories, next_cursor = feed(author_id=member.id, cursor=cursor)

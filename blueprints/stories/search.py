@@ -6,7 +6,8 @@ from flask import request, url_for
 from blueprints.access import wants_fragment
 from blueprints.stories.routes import bp
 from blueprints.web import render
-from models.search import QUERY_MAX, highlight, search as search_stories, snippet
+from models.search import highlight, search as search_stories, snippet
+from models.search_index import QUERY_MAX
 
 
 @bp.get("/search")

@@ -23,6 +23,15 @@
   var messages = toastEl ? toastEl.dataset : {};
 
   document.addEventListener("htmx:sendError", function () { toast(messages.msgNetwork); });
+  // A form whose page expired comes back with what was typed, the notice and a fresh token
+  // (400 with X-Cheyou-Form-Expired, blueprints/web.py): swap it in like a refused form.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status === 400 && xhr.getResponseHeader("X-Cheyou-Form-Expired")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr.status;
     if (status === 401) return; // HX-Redirect to the login page follows

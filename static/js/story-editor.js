@@ -291,7 +291,8 @@
       window.location.assign(there);
       return;
     }
-    if ((xhr.status === 200 || xhr.status === 422) && xhr.responseText.indexOf("story-editor") >= 0) {
+    var expired = xhr.status === 400 && xhr.getResponseHeader("X-Cheyou-Form-Expired");  // kept, fresh token
+    if ((xhr.status === 200 || xhr.status === 422 || expired) && xhr.responseText.indexOf("story-editor") >= 0) {
       var holder = document.createElement("div");
       holder.innerHTML = xhr.responseText;  // our own fragment: the server escaped what was typed
       var fresh = holder.querySelector("#story-editor");

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Reward, Voucher, db
-from models.points import balance_of, refund
-from models.rewards import new_nonce, redeem
+from models.loyalty import balance_of, redeem, refund
+from models.nonces import new_nonce
 from tests.browser.test_shell import log_in
 
 pytestmark = pytest.mark.browser

@@ -1,5 +1,5 @@
 """Event listings with their seat counts, each in a constant number of queries: upcoming
-events, an organizer's events, a member's tickets and waitlist positions."""
+events, an organizer's events, an event's roster, a member's tickets and waitlist positions."""
 from __future__ import annotations
 
 import re
@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import aliased, joinedload
 
-from models import db
-from models.events import Event, Registration
+from models import cursors, db
+from models.events.model import Event, Registration
+from models.events.states import EventStatus, RegistrationState
 from models.types import shanghai_midnight, utcnow
 
 
@@ -39,10 +40,10 @@ def _counts():
     seats = func.coalesce(func.sum(1 + Registration.companions), 0)
     people = func.count(Registration.id)
     mine = Registration.event_id == Event.id
-    confirmed = and_(mine, Registration.state == "confirmed")
+    confirmed = and_(mine, Registration.state == RegistrationState.CONFIRMED)
     return [
         select(seats).where(confirmed).correlate(Event).scalar_subquery(),
-        select(people).where(mine, Registration.state == "waitlisted").correlate(Event).scalar_subquery(),
+        select(people).where(mine, Registration.state == RegistrationState.WAITLISTED).correlate(Event).scalar_subquery(),
         select(seats).where(confirmed, Registration.checked_in_at.is_not(None)).correlate(Event).scalar_subquery(),
         select(people).where(confirmed, Registration.no_show.is_(True)).correlate(Event).scalar_subquery(),
     ]
@@ -74,7 +75,7 @@ def upcoming(community_id: int | None = None, month: str | None = None, after: t
     """Published events not yet over, soonest first, with their seat counts, in one query.
     AFTER is the (starts_at, id) of the last event of the previous page."""
     now = now or utcnow()
-    query = select(Event).where(Event.status == "published", Event.ends_at > now)
+    query = select(Event).where(Event.status == EventStatus.PUBLISHED, Event.ends_at > now)
     if community_id is not None:
         query = query.where(Event.community_id == community_id)
     bounds = month_bounds(month) if month else None
@@ -83,6 +84,22 @@ def upcoming(community_id: int | None = None, month: str | None = None, after: t
     if after is not None:
         query = query.where(or_(Event.starts_at > after[0], and_(Event.starts_at == after[0], Event.id > after[1])))
     return _cards(query.order_by(Event.starts_at, Event.id).limit(limit))
+
+
+@dataclass
+class Page:
+    cards: list[EventCard]
+    next_cursor: str | None  # None on the last page
+    continued: bool  # this page came after another (its cursor was valid)
+
+
+def upcoming_page(cursor: str | None, size: int, **filters) -> Page:
+    """One page of `upcoming` after CURSOR (a bad cursor reads as the first page)."""
+    after = cursors.decode("events", cursor, datetime, int)
+    cards = upcoming(after=after, limit=size + 1, **filters)
+    more, cards = len(cards) > size, cards[:size]
+    last = cards[-1].event if more else None
+    return Page(cards, cursors.encode("events", last.starts_at, last.id) if last else None, after is not None)
 
 
 def managed_by(user, limit: int = 100, now: datetime | None = None) -> list[EventCard]:
@@ -112,14 +129,14 @@ def tickets_of(member, now: datetime | None = None) -> tuple[list[Registration],
     """MEMBER's signups, one query: (coming: confirmed or waitlisted for events not over; past,
     newest first, including signups that ended because the organizer cancelled the event)."""
     now = now or utcnow()
-    ended_with_event = and_(Event.status == "cancelled", Registration.cancelled_at == Event.cancelled_at)
+    ended_with_event = and_(Event.status == EventStatus.CANCELLED, Registration.cancelled_at == Event.cancelled_at)
     rows = list(db.session.scalars(
         select(Registration).join(Event, Event.id == Registration.event_id)
-        .where(Registration.user_id == member.id, or_(Registration.state != "cancelled", ended_with_event))
+        .where(Registration.user_id == member.id, or_(Registration.state != RegistrationState.CANCELLED, ended_with_event))
         .options(joinedload(Registration.event).joinedload(Event.community))
         .order_by(Event.starts_at, Registration.id)
     ).unique())
-    coming = [r for r in rows if r.event.status == "published" and r.event.ends_at > now]
+    coming = [r for r in rows if r.event.status == EventStatus.PUBLISHED and r.event.ends_at > now]
     past = [r for r in reversed(rows) if r not in coming]
     return coming, past
 
@@ -131,7 +148,7 @@ def next_ticket(member, now: datetime | None = None) -> Registration | None:
     now = now or utcnow()
     return db.session.scalar(
         select(Registration).join(Event, Event.id == Registration.event_id)
-        .where(Registration.user_id == member.id, Registration.state == "confirmed", Event.status == "published",
+        .where(Registration.user_id == member.id, Registration.state == RegistrationState.CONFIRMED, Event.status == EventStatus.PUBLISHED,
                Event.ends_at > now)
         .options(joinedload(Registration.event)).order_by(Event.starts_at, Event.id).limit(1)
     )
@@ -139,14 +156,23 @@ def next_ticket(member, now: datetime | None = None) -> Registration | None:
 
 def waitlist_positions(regs) -> dict[int, int]:
     """The waitlist position of each waitlisted registration in REGS, in one query."""
-    ids = [r.id for r in regs if r.state == "waitlisted"]
+    ids = [r.id for r in regs if r.state == RegistrationState.WAITLISTED]
     if not ids:
         return {}
     ahead = aliased(Registration)
     rows = db.session.execute(
         select(Registration.id, func.count(ahead.id))
-        .outerjoin(ahead, and_(ahead.event_id == Registration.event_id, ahead.state == "waitlisted",
+        .outerjoin(ahead, and_(ahead.event_id == Registration.event_id, ahead.state == RegistrationState.WAITLISTED,
                                ahead.seq < Registration.seq))
         .where(Registration.id.in_(ids)).group_by(Registration.id)
     ).all()
     return {reg_id: 1 + count for reg_id, count in rows}
+
+
+def roster(event: Event) -> list[Registration]:
+    """Confirmed registrations, then the waitlist, with members in the same query."""
+    return list(db.session.scalars(
+        select(Registration).where(Registration.event_id == event.id, Registration.state != RegistrationState.CANCELLED)
+        .options(joinedload(Registration.user))
+        .order_by(case((Registration.state == RegistrationState.CONFIRMED, 0), else_=1), Registration.seq)
+    ))

@@ -1,4 +1,7 @@
-"""The points ledger (积分): append-only postings; balances and expiries are derived.
+"""The points ledger (积分): append-only postings; balances, expiries, growth and levels are derived.
+
+The middle layer of loyalty: it reads the rules below it (`rules`) and knows nothing of
+rewards or vouchers, which post through `spend()` and `refund()` with keys of their own.
 
 `award()` and `spend()` (with `refund()`, `adjust()` and `reverse_earnings()` for the
 admin and moderation paths) are the only ways to move points. Every call carries an
@@ -10,6 +13,10 @@ never go negative however many requests race.
 Earnings expire 12 months after the Asia/Shanghai day they were earned (at the start of
 the same date a year later plus one day), spending consumes the oldest points first, and
 `expire_due()` writes the expiry postings.
+
+Growth (成长值) earned within `GROWTH_WINDOW` decides the level (`level_of`), so a level can
+fall as old growth ages out. `require_balance()` is the one check (and the one message) for
+"not enough points", shared by spending, redeeming and paying for an event.
 """
 from __future__ import annotations
 
@@ -21,7 +28,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models import N_, DomainError, db
-from models.levels import EarningRule, level_of
+from models.accounts import User
+from models.audit import audit
+from models.loyalty.rules import GROWTH_WINDOW, EarningRule, Level
+from models.notifications import notify
 from models.types import UTCDateTime, add_months, shanghai_day, shanghai_midnight, utcnow
 
 KINDS = ("earn", "spend", "expire", "adjust", "refund")
@@ -71,7 +81,19 @@ def _append_only(_mapper, _conn, _target):
 
 
 class NotEnoughPoints(DomainError):
-    pass
+    """The member holds fewer points than something costs (the message says how many are missing)."""
+
+
+def require_balance(member, points: int, now: datetime | None = None) -> int:
+    """The member's spendable balance; raises NotEnoughPoints when it is below POINTS.
+
+    Read-only (points past their date are left out without writing the expiry postings), so
+    a page can ask it as well as `spend`: the member reads the same words wherever they fall short."""
+    balance = spendable_balance(member, now)
+    if balance < points:
+        raise NotEnoughPoints(N_("%(missing)s more points needed: this costs %(points)s, you have %(balance)s."),
+                              missing=points - balance, points=points, balance=balance)
+    return balance
 
 
 def expiry_for(moment: datetime) -> datetime:
@@ -96,8 +118,6 @@ def lock_member(member) -> None:
     row, which `FOR UPDATE` waits for: two of one member's requests would each hold one and wait
     for the other (deadlock). A transaction that locks two members locks them through
     `lock_members`, lowest id first."""
-    from models.accounts import User
-
     db.session.execute(select(User.id).where(User.id == member.id).with_for_update(key_share=True))
 
 
@@ -191,11 +211,7 @@ def spend(member, points: int, cause=None, key: str | None = None, reason: str =
     if key is not None and (existing := _existing(member, key)) is not None:
         return existing
     expire_due(member, now)
-    available = balance_of(member)
-    if available < points:
-        raise NotEnoughPoints(
-            N_("You need %(points)s points but have %(balance)s."), points=points, balance=available
-        )
+    require_balance(member, points, now)
     ref_type, ref_id = _ref(cause)
     return _post(member, now=now, kind="spend", points=-points, reason=reason, ref_type=ref_type,
                  ref_id=ref_id, key=key or f"spend:{ref_type}:{ref_id}")
@@ -215,8 +231,6 @@ def refund(member, points: int, cause=None, key: str | None = None, reason: str 
 
 def adjust(member, points: int, reason: str, actor, key: str, now: datetime | None = None) -> PointsPosting:
     """An administrator's correction, with a mandatory reason, audited; never below a zero balance."""
-    from models.audit import audit
-
     reason = (reason or "").strip()
     if not reason:
         raise DomainError(N_("Give a reason for the adjustment."))
@@ -320,6 +334,14 @@ def expire_due(member, now: datetime | None = None) -> int:
     return expired
 
 
+def members_with_points_due(now: datetime | None = None) -> list[int]:
+    """Ids of members holding a credit past its expiry date (`expire_due` writes off what is left)."""
+    return list(db.session.scalars(
+        select(PointsPosting.user_id).where(PointsPosting.expires_at <= (now or utcnow()), PointsPosting.points > 0)
+        .distinct()
+    ))
+
+
 def expiring_soon(member, now: datetime | None = None, within: timedelta = timedelta(days=90)) -> list[tuple[date, int]]:
     """[(Shanghai date the points are last usable, how many)], soonest first, within WITHIN."""
     now = now or utcnow()
@@ -339,10 +361,72 @@ def history(member, before_id: int | None = None, size: int = 20) -> list[Points
     return list(db.session.scalars(query.order_by(PointsPosting.id.desc()).limit(size)))
 
 
+# -- growth and levels ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LevelInfo:
+    """A member's level now, the growth behind it and the way to the next one."""
+
+    level: Level
+    growth: int
+    next_level: Level | None
+
+    @property
+    def number(self) -> int:
+        return self.level.number
+
+    @property
+    def multiplier_percent(self) -> int:
+        return self.level.multiplier_percent
+
+    @property
+    def priority_hours(self) -> int:
+        return self.level.priority_hours
+
+    @property
+    def to_next(self) -> int:
+        return max(0, self.next_level.growth_threshold - self.growth) if self.next_level else 0
+
+    @property
+    def progress_percent(self) -> int:
+        if self.next_level is None:
+            return 100
+        span = self.next_level.growth_threshold - self.level.growth_threshold
+        return min(100, max(0, (self.growth - self.level.growth_threshold) * 100 // max(span, 1)))
+
+
+def growth_of(member, now: datetime | None = None) -> int:
+    """Growth earned within the growth window before NOW."""
+    now = now or utcnow()
+    return db.session.scalar(
+        select(func.coalesce(func.sum(PointsPosting.growth), 0)).where(
+            PointsPosting.user_id == member.id, PointsPosting.created_at > now - GROWTH_WINDOW
+        )
+    )
+
+
+def level_of(member, now: datetime | None = None) -> LevelInfo:
+    """The member's level and its benefits, from growth within the growth window."""
+    growth = growth_of(member, now)
+    level, next_level = Level.reached_with(growth)
+    return LevelInfo(level, growth, next_level)
+
+
+def growth_aged_out(now: datetime | None = None, within: timedelta = timedelta(days=7)) -> list[int]:
+    """Ids of members some of whose growth left the growth window in the WITHIN before NOW: their
+    level may have fallen. The default week is slack for a level job that missed a few runs."""
+    now = now or utcnow()
+    return list(db.session.scalars(
+        select(PointsPosting.user_id).where(
+            PointsPosting.growth > 0,
+            PointsPosting.created_at <= now - GROWTH_WINDOW,
+            PointsPosting.created_at > now - GROWTH_WINDOW - within,
+        ).distinct()
+    ))
+
+
 def note_level_change(member, now: datetime | None = None) -> None:
     """Tell the member when their level moved since we last told them."""
-    from models.notifications import notify
-
     info = level_of(member, now)
     if info.number != member.level_number:
         went_up = info.number > member.level_number
@@ -397,43 +481,3 @@ def check_in(member, now: datetime | None = None) -> CheckIn:
 
 def checked_in_today(member, now: datetime | None = None) -> bool:
     return _existing(member, f"checkin:{shanghai_day(now).isoformat()}") is not None
-
-
-# -- verification -----------------------------------------------------------------------------
-
-def verify_ledger() -> tuple[int, int, list[str]]:
-    """Recompute every member's balance from the ledger and check what depends on it.
-
-    Returns (members checked, postings checked, problems). A problem is a debit that found no
-    points to consume, a running balance below zero, a voucher whose payment or refund is
-    missing, or a stock below zero.
-    """
-    from models.rewards import Reward, Voucher
-
-    problems: list[str] = []
-    rows = db.session.scalars(select(PointsPosting).order_by(PointsPosting.user_id, PointsPosting.created_at, PointsPosting.id))
-    by_user: dict[int, list[PointsPosting]] = {}
-    for posting in rows:
-        by_user.setdefault(posting.user_id, []).append(posting)
-    count = 0
-    for user_id, postings in by_user.items():
-        count += len(postings)
-        running = 0
-        for posting in postings:
-            running += posting.points
-            if running < 0:
-                problems.append(f"member {user_id}: balance {running} after posting {posting.id}")
-                break
-        _, deficit = replay(postings)
-        if deficit:
-            problems.append(f"member {user_id}: {deficit} points debited with nothing to consume")
-    keys = {(p.user_id, p.key): p for ps in by_user.values() for p in ps}
-    for voucher in db.session.scalars(select(Voucher)):
-        paid = keys.get((voucher.user_id, f"redeem:{voucher.nonce}"))
-        if paid is None or paid.points != -voucher.points_paid:
-            problems.append(f"voucher {voucher.code}: payment of {voucher.points_paid} points not in the ledger")
-        if voucher.state == "void" and keys.get((voucher.user_id, f"void:{voucher.id}")) is None:
-            problems.append(f"voucher {voucher.code}: cancelled without a refund")
-    for reward in db.session.scalars(select(Reward).where(Reward.stock < 0)):
-        problems.append(f"reward {reward.id}: stock {reward.stock}")
-    return len(by_user), count, problems

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from models import N_, DomainError, db
-from models.events import CODE_ALPHABET, CODE_LENGTH, SCAN_MARGIN, Event, Registration, pay_attendance
+from models.events.lifecycle import pay_attendance
+from models.events.model import CODE_ALPHABET, CODE_LENGTH, Event, Registration
+from models.events.states import EventStatus, RegistrationState
 from models.types import utcnow
+
+# A device's clock may be off; a scan time is kept only within this margin of the event.
+SCAN_MARGIN = timedelta(hours=12)
 
 
 @dataclass
@@ -60,9 +65,9 @@ def check_in(event: Event, text: str, staff, scanned_at: datetime | None = None,
         raise DomainError(N_("No ticket matches this code. Check it and try again."))
     if found.event_id != event.id:
         raise DomainError(N_("This ticket is for another event: %(title)s."), title=found.event.title)
-    if event.status not in ("published", "completed"):
+    if event.status not in (EventStatus.PUBLISHED, EventStatus.COMPLETED):
         raise DomainError(N_("This event is not open for check-in."))
-    if found.state != "confirmed":
+    if found.state != RegistrationState.CONFIRMED:
         raise DomainError(N_("This ticket is not valid: the signup was cancelled or is still on the waitlist."))
     # Trust the device's clock only within reason: never in the future, never long before the event.
     scanned = min(max(scanned_at or now, event.starts_at - SCAN_MARGIN), now)
@@ -78,6 +83,6 @@ def check_in(event: Event, text: str, staff, scanned_at: datetime | None = None,
         ).values(checked_in_at=scanned, checked_in_by_id=staff.id, no_show=False)
     )
     db.session.refresh(found)
-    if event.status == "completed":  # a sync that arrives after the event was closed still counts
+    if event.status == EventStatus.COMPLETED:  # a sync that arrives after the event was closed still counts
         pay_attendance(found, now)
     return CheckIn(found, first=previous is None)

@@ -1,20 +1,19 @@
-"""Membership levels and earning rules: both are data that admins can tune.
+"""Membership levels and earning rules (the bottom layer of loyalty): data that admins tune.
 
-`level_of(member)` is the one way to ask a member's level: it is computed from growth
-(成长值) earned in the trailing 365 days, so it can fall as old growth ages out.
+Nothing here reads the ledger: a level is reached by growth (成长值) earned within
+`GROWTH_WINDOW`; adding that growth up is the ledger's job (`ledger.growth_of`, `ledger.level_of`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from flask_babel import get_locale
-from sqlalchemy import CheckConstraint, String, func, select
+from sqlalchemy import CheckConstraint, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models import N_, db
-from models.types import utcnow
 
+# Growth counts towards the level for this long, so a level can fall as old growth ages out.
 GROWTH_WINDOW = timedelta(days=365)
 
 # The labels of the rules the migration seeds, so the catalog translates them.
@@ -65,6 +64,17 @@ class Level(db.Model):
     def ladder(cls) -> list[Level]:
         return list(db.session.scalars(select(cls).order_by(cls.number)))
 
+    @classmethod
+    def reached_with(cls, growth: int) -> tuple[Level, Level | None]:
+        """The level GROWTH reaches (the lowest one when it reaches none) and the next one up."""
+        ladder = cls.ladder()
+        current = ladder[0]
+        for level in ladder:
+            if growth >= level.growth_threshold:
+                current = level
+        later = [lv for lv in ladder if lv.growth_threshold > current.growth_threshold]
+        return current, later[0] if later else None
+
 
 class EarningRule(db.Model):
     """How many points and growth an action earns, and how often a day it may."""
@@ -93,59 +103,3 @@ class EarningRule(db.Model):
         if rule is None:
             raise KeyError(f"unknown earning rule {code!r}")
         return rule
-
-
-@dataclass(frozen=True)
-class LevelInfo:
-    """A member's level now, the growth behind it and the way to the next one."""
-
-    level: Level
-    growth: int
-    next_level: Level | None
-
-    @property
-    def number(self) -> int:
-        return self.level.number
-
-    @property
-    def multiplier_percent(self) -> int:
-        return self.level.multiplier_percent
-
-    @property
-    def priority_hours(self) -> int:
-        return self.level.priority_hours
-
-    @property
-    def to_next(self) -> int:
-        return max(0, self.next_level.growth_threshold - self.growth) if self.next_level else 0
-
-    @property
-    def progress_percent(self) -> int:
-        if self.next_level is None:
-            return 100
-        span = self.next_level.growth_threshold - self.level.growth_threshold
-        return min(100, max(0, (self.growth - self.level.growth_threshold) * 100 // max(span, 1)))
-
-
-def growth_of(member, now=None) -> int:
-    """Growth earned in the trailing 365 days."""
-    from models.points import PointsPosting
-
-    now = now or utcnow()
-    return db.session.scalar(
-        select(func.coalesce(func.sum(PointsPosting.growth), 0)).where(
-            PointsPosting.user_id == member.id, PointsPosting.created_at > now - GROWTH_WINDOW
-        )
-    )
-
-
-def level_of(member, now=None) -> LevelInfo:
-    """The member's level number and its benefits, from growth in the trailing 365 days."""
-    growth = growth_of(member, now)
-    ladder = Level.ladder()
-    current = ladder[0]
-    for level in ladder:
-        if growth >= level.growth_threshold:
-            current = level
-    later = [lv for lv in ladder if lv.growth_threshold > current.growth_threshold]
-    return LevelInfo(current, growth, later[0] if later else None)

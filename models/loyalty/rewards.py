@@ -1,24 +1,30 @@
-"""The rewards catalogue and the vouchers members redeem with points.
+"""The rewards catalogue and the vouchers members redeem with points (the top layer of loyalty).
 
 A redemption is one transaction: lock the member, check the limits, take one unit of
 stock with a conditional UPDATE (the database settles a race for the last unit), debit the
 points with `spend()`, issue the voucher. The form's one-time nonce is unique per member,
 so the same click replayed returns the same voucher.
+
+This layer owns the ledger keys it writes (`redeem_key`, `void_key`): `checks.verify_ledger`
+asks for them instead of knowing their format.
 """
 from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import format_datetime, get_locale
 from sqlalchemy import (CheckConstraint, Column, ForeignKey, String, Table, UniqueConstraint, func, or_, select,
                         update)
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from models import N_, DomainError, db
-from models.levels import level_of
-from models.nonces import check_nonce, new_nonce  # noqa: F401  (new_nonce: re-exported for the pages)
-from models.points import expire_due, lock_member, refund, spend, spendable_balance
+from models.audit import audit
+from models.loyalty.ledger import NotEnoughPoints, expire_due, level_of, lock_member, refund, require_balance, spend
+from models.nonces import check_nonce
+from models.notifications import notify
 from models.types import UTCDateTime, shanghai_day, shanghai_midnight, utcnow
 
 REWARD_KINDS = ("wash", "maintenance", "inspection", "modding")
@@ -70,8 +76,6 @@ class Reward(db.Model):
 
     @property
     def display_title(self) -> str:
-        from flask_babel import get_locale
-
         return self.title_en if self.title_en and str(get_locale() or "zh").startswith("en") else self.title
 
     def move_stock(self, delta: int) -> None:
@@ -224,7 +228,19 @@ class Voucher(db.Model):
         return db.session.scalar(select(cls).where(cls.code == code)) if code else None
 
 
+# -- the ledger keys this layer writes (checks.verify_ledger asks for them) ----------------------
 
+def redeem_key(nonce: str) -> str:
+    """The key of the payment for the voucher redeemed with form nonce NONCE."""
+    return f"redeem:{nonce}"
+
+
+def void_key(voucher_id: int) -> str:
+    """The key of the refund for a cancelled voucher."""
+    return f"void:{voucher_id}"
+
+
+# -- redeeming and using --------------------------------------------------------------------------
 
 def redeem_refusal(member, reward: Reward | None, now: datetime | None = None) -> DomainError | None:
     """Why MEMBER cannot redeem REWARD now (None when they can): what the reward page shows next
@@ -254,10 +270,10 @@ def redeem_refusal(member, reward: Reward | None, now: datetime | None = None) -
         month_start = shanghai_midnight(shanghai_day(now).replace(day=1))
         if db.session.scalar(held.where(Voucher.issued_at >= month_start)) >= reward.monthly_limit:
             return DomainError(N_("You have reached this month's limit for this reward. Try again next month."))
-    balance = spendable_balance(member, now)
-    if balance < reward.points_price:
-        return DomainError(N_("%(missing)s more points needed: the price is %(points)s, you have %(balance)s."),
-                           missing=reward.points_price - balance, points=reward.points_price, balance=balance)
+    try:
+        require_balance(member, reward.points_price, now)
+    except NotEnoughPoints as short:
+        return short
     return None
 
 
@@ -289,17 +305,13 @@ def redeem(member, reward_id: int, nonce: str, now: datetime | None = None) -> V
     )
     db.session.add(voucher)
     db.session.flush()
-    spend(member, reward.points_price, cause=voucher, key=f"redeem:{nonce}", reason=N_("Redeemed a voucher"), now=now)
-    from models.notifications import notify
-
+    spend(member, reward.points_price, cause=voucher, key=redeem_key(nonce), reason=N_("Redeemed a voucher"), now=now)
     notify(member, "voucher_issued", {"reward": reward.title}, link=f"/me/vouchers/{voucher.code}")
     return voucher
 
 
 def use_voucher(typed_code: str, store, staff, now: datetime | None = None) -> Voucher:
     """Mark a voucher used at STORE by partner STAFF: once, however many scans race."""
-    from models.notifications import notify
-
     now = now or utcnow()
     code = normalise_code(typed_code)
     if code is None:
@@ -326,8 +338,6 @@ def use_voucher(typed_code: str, store, staff, now: datetime | None = None) -> V
 
 def refusal(voucher: Voucher, now: datetime | None = None) -> DomainError:
     """Why a voucher cannot be used now, said the way staff need to hear it."""
-    from flask_babel import format_datetime
-
     state = voucher.effective_state(now)
     if state == "used":
         return DomainError(N_("Already used on %(when)s at %(store)s."),
@@ -337,27 +347,142 @@ def refusal(voucher: Voucher, now: datetime | None = None) -> DomainError:
     return DomainError(N_("This voucher expired on %(date)s and cannot be used."), date=voucher.last_day.isoformat())
 
 
+def void_refusal(voucher: Voucher, now: datetime | None = None) -> DomainError | None:
+    """Why an administrator cannot cancel VOUCHER now (None when they can): only an unused one
+    that has not expired (an expired voucher is never refunded)."""
+    state = voucher.effective_state(now)
+    if state == "expired":
+        return DomainError(N_("Only an unused voucher that has not expired can be cancelled."))
+    if state != "issued":
+        return DomainError(N_("Only an unused voucher can be cancelled."))
+    return None
+
+
 def void_voucher(voucher: Voucher, actor, reason: str, now: datetime | None = None) -> Voucher:
     """An administrator cancels an unused voucher: points refunded, the unit back in stock, audited."""
-    from models.audit import audit
-    from models.notifications import notify
-
+    now = now or utcnow()
+    if (refused := void_refusal(voucher, now)) is not None:
+        raise refused
     reason = (reason or "").strip()
     if not reason:
         raise DomainError(N_("Give a reason for cancelling the voucher."))
-    now = now or utcnow()
     won = db.session.execute(
         update(Voucher)
         .where(Voucher.id == voucher.id, Voucher.state == "issued", Voucher.expires_at > now)
         .values(state="void", voided_at=now)
     )
     db.session.refresh(voucher)
-    if won.rowcount != 1:  # used, already void, or expired: an expired voucher is never refunded
-        raise DomainError(N_("Only an unused voucher that has not expired can be cancelled."))
+    if won.rowcount != 1:  # used or cancelled meanwhile, or expired at this very moment
+        raise void_refusal(voucher, now) or DomainError(N_("Only an unused voucher can be cancelled."))
     db.session.execute(update(Reward).where(Reward.id == voucher.reward_id).values(stock=Reward.stock + 1))
-    refund(voucher.user, voucher.points_paid, cause=voucher, key=f"void:{voucher.id}", reason=N_("Voucher cancelled"),
+    refund(voucher.user, voucher.points_paid, cause=voucher, key=void_key(voucher.id), reason=N_("Voucher cancelled"),
            now=now)
     audit(actor, "voucher.void", voucher, before={"state": "issued"}, after={"state": "void", "reason": reason})
     notify(voucher.user, "voucher_voided", {"reward": voucher.reward.title, "points": voucher.points_paid},
            link="/me/points")
     return voucher
+
+
+def sweep_vouchers(now: datetime | None = None) -> None:
+    """Mark vouchers past their date expired (never refunded), and remind owners 3 days ahead
+    (once per voucher: the notice's dedupe key)."""
+    now = now or utcnow()
+    db.session.execute(
+        update(Voucher).where(Voucher.state == "issued", Voucher.expires_at <= now).values(state="expired")
+    )
+    expiring = db.session.scalars(
+        select(Voucher).where(Voucher.state == "issued", Voucher.expires_at > now,
+                              Voucher.expires_at <= now + timedelta(days=3))
+    ).all()
+    for voucher in expiring:
+        notify(voucher.user, "voucher_expiring", {"reward": voucher.reward.title, "date": voucher.last_day.isoformat()},
+               link=f"/me/vouchers/{voucher.code}", dedupe_key=f"voucher-expiring:{voucher.id}")
+
+
+# -- administrators edit the catalogue -----------------------------------------------------------
+
+REWARD_FIELDS = ("partner_id", "kind", "title", "title_en", "description", "terms", "points_price", "stock",
+                 "per_member_limit", "monthly_limit", "min_level", "validity_days", "community_id", "active",
+                 "picture_key")
+
+
+class RewardRefused(DomainError):
+    """A save refused because of one input: FIELD names it, so the form shows the reason there."""
+
+    def __init__(self, field: str, message: str, **params):
+        super().__init__(message, **params)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class RewardInput:
+    """What the reward form says. PARTNER is the chosen partner (its stores are the ones to pick
+    from); STOCK_SEEN is the stock the administrator was shown: an edit moves the stock by the
+    difference, so redemptions made meanwhile are kept."""
+
+    partner: object  # a models.partners.Partner, with its stores
+    kind: str
+    title: str
+    points_price: int
+    stock: int
+    per_member_limit: int
+    min_level: int
+    validity_days: int
+    title_en: str = ""
+    description: str = ""
+    terms: str = ""
+    monthly_limit: int | None = None
+    community_id: int | None = None
+    active: bool = True
+    store_ids: frozenset[int] = frozenset()
+    stock_seen: int | None = None
+    picture: tuple[str, str] | None = None  # the keys of a newly stored picture
+    remove_picture: bool = False
+
+
+def _snapshot(reward: Reward) -> dict:
+    return {**{name: getattr(reward, name) for name in REWARD_FIELDS}, "stores": [s.id for s in reward.stores]}
+
+
+def save_reward(reward: Reward | None, data: RewardInput, actor) -> Reward:
+    """Create (REWARD None) or update a reward, audited. Raises RewardRefused when the partner
+    would change under vouchers members already hold, or the stock moved below zero meanwhile."""
+    partner = data.partner
+    before = None
+    if reward is not None:
+        before = _snapshot(reward)
+        if reward.partner_id != partner.id and db.session.scalar(
+                select(func.count()).select_from(Voucher).where(Voucher.reward_id == reward.id)):
+            raise RewardRefused("partner",
+                                N_("Members already hold vouchers of this reward: its partner cannot change."))
+        seen = reward.stock if data.stock_seen is None else data.stock_seen
+        try:
+            reward.move_stock(data.stock - seen)
+        except DomainError as error:
+            raise RewardRefused("stock", error.message, **error.params) from None
+    else:
+        reward = Reward(stock=data.stock)
+        db.session.add(reward)
+    reward.partner_id = partner.id
+    reward.partner = partner
+    reward.stores = [s for s in partner.stores if s.id in data.store_ids]
+    reward.kind = data.kind
+    reward.title = data.title.strip()
+    reward.title_en = (data.title_en or "").strip()
+    reward.description = (data.description or "").strip()
+    reward.terms = (data.terms or "").strip()
+    reward.points_price = data.points_price
+    reward.per_member_limit = data.per_member_limit
+    reward.monthly_limit = data.monthly_limit or None
+    reward.min_level = data.min_level
+    reward.validity_days = data.validity_days
+    reward.community_id = data.community_id or None
+    reward.active = bool(data.active)
+    if data.picture is not None:
+        reward.picture_key, reward.picture_thumb_key = data.picture
+    elif data.remove_picture:
+        reward.picture_key = reward.picture_thumb_key = None
+    db.session.flush()
+    audit(actor, "reward.create" if before is None else "reward.update", reward, before=before,
+          after=_snapshot(reward))
+    return reward
