@@ -123,8 +123,10 @@ def _empty_tables():
     try:
         cursor = raw.cursor()
         cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.execute("BEGIN IMMEDIATE")  # one transaction: one WAL commit, not one a table
         for table in tables:
             cursor.execute(f'DELETE FROM "{table.name}"')
+        cursor.execute("COMMIT")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
     finally:

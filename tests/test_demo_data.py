@@ -1,5 +1,6 @@
 """`flask seed-demo` shows the product: enough stories, photos, likes and comments that every feed
-scrolls to a second page, a member's home feed included (issue #10)."""
+scrolls to a second page, a member's home feed included (issue #10), a clean ledger and a login
+per role. One seed serves all of it: seeding costs seconds."""
 from __future__ import annotations
 
 import re
@@ -9,7 +10,7 @@ from html import unescape
 
 from sqlalchemy import func, select
 
-from demo import DEMO_PASSWORD
+from demo import DEMO_ACCOUNTS, DEMO_PASSWORD
 from models import Community, Membership, Story, User, db
 from models.engagement import Comment, StoryLike
 from models.stories import FEED_SIZE, StoryPhoto
@@ -73,4 +74,19 @@ def test_seed_demo_fills_every_feed_past_its_first_page(app, runner):
     assert runner.invoke(args=["seed-demo"]).output.strip() == "demo data already present"
     assert counts == (_count(Story), _count(StoryPhoto), _count(StoryLike), _count(Comment), _count(User))
     # And the ledger behind all those likes and comments verifies clean.
-    assert " 0 mismatches" in runner.invoke(args=["points", "verify"]).output
+    verified = runner.invoke(args=["points", "verify"])
+    assert verified.exit_code == 0 and verified.output.strip().endswith(": 0 mismatches"), verified.output
+    assert "checked 45 members" in verified.output
+
+    # Every demo login works and lands on what its role may see (one seed for all of this:
+    # seeding costs seconds).
+    assert _count(User) >= 40 and _count(Membership) >= 40
+    roles = {}
+    for login, _nick, role, _scope in DEMO_ACCOUNTS:
+        client = app.test_client()
+        response = client.post("/auth/login", data={"login": login, "password": DEMO_PASSWORD})
+        assert response.status_code == 302, login
+        roles[role or "member"] = client
+    assert roles["admin"].get("/admin").status_code == 200
+    assert roles["partner"].get("/partner").status_code == 200
+    assert roles["member"].get("/partner").status_code == 403

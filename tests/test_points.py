@@ -227,14 +227,6 @@ def test_self_referral_and_one_device_accounts_get_nothing(factories):
     assert balance_of(inviter) == EarningRule.get("referral").points
 
 
-def test_points_verify_reports_zero_mismatches_after_seed_demo(runner):
-    assert runner.invoke(args=["seed-demo"]).exit_code == 0
-    result = runner.invoke(args=["points", "verify"])
-    assert result.exit_code == 0, result.output
-    assert result.output.strip().endswith(": 0 mismatches")
-    assert "checked 45 members" in result.output
-
-
 @pytest.mark.corrupts_ledger
 def test_points_verify_catches_a_debit_with_nothing_behind_it(runner, factories):
     from sqlalchemy import insert
