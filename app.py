@@ -53,10 +53,24 @@ class Config:
         if not (self.VAPID_PRIVATE_KEY and self.VAPID_PUBLIC_KEY):
             self.VAPID_PRIVATE_KEY, self.VAPID_PUBLIC_KEY = _vapid_keys(instance)
         self.VAPID_SUBJECT = env("VAPID_SUBJECT", "mailto:ops@cheyou.example")
+        # Web Push sending (services/push.py): seconds per send, parallel sends, attempts before
+        # a delivery fails. Private/loopback/http endpoints only for a local receiver (tests, bench).
+        self.PUSH_TIMEOUT = float(env("PUSH_TIMEOUT") or 10)
+        self.PUSH_THREADS = int(env("PUSH_THREADS") or 32)
+        self.PUSH_MAX_ATTEMPTS = int(env("PUSH_MAX_ATTEMPTS") or 5)
+        self.PUSH_ALLOW_PRIVATE_ENDPOINTS = env("PUSH_ALLOW_PRIVATE_ENDPOINTS", "0") == "1"
+        self.PUSH_PROXY = env("PUSH_PROXY") or None  # e.g. http://proxy:3128 where push services are only reached through one
         self.ICP_NUMBER = env("ICP_NUMBER", "沪ICP备00000000号-1")
         self.SMS_BACKEND = env("SMS_BACKEND", "log")
         # Site-wide SMS codes per Asia/Shanghai day; past it codes are refused and an alert is logged.
         self.SMS_DAILY_BUDGET = int(env("SMS_DAILY_BUDGET") or 1000)
+        # SMS_BACKEND=aliyun: Alibaba Cloud SMS (services/sms.py); templates per code purpose / notice kind.
+        self.ALIYUN_ACCESS_KEY_ID = env("ALIYUN_ACCESS_KEY_ID") or None
+        self.ALIYUN_ACCESS_KEY_SECRET = env("ALIYUN_ACCESS_KEY_SECRET") or None
+        self.SMS_SIGN_NAME = env("SMS_SIGN_NAME") or None
+        self.SMS_TEMPLATES = env("SMS_TEMPLATES") or ""
+        self.SMS_ENDPOINT = env("SMS_ENDPOINT") or None
+        self.SMS_NOTICES_PER_DAY = int(env("SMS_NOTICES_PER_DAY") or 2)  # notices (not codes) per member
         # E-mail (password reset links): `log` writes them to the log; `smtp` sends (services/mail.py).
         self.MAIL_BACKEND = env("MAIL_BACKEND", "log")
         self.MAIL_FROM = env("MAIL_FROM", "车友圈 <no-reply@cheyou.example>")

@@ -1,4 +1,4 @@
-"""Command-line interface: `flask --app app users create|points|seed-demo|worker|jobs`."""
+"""Command-line interface: `flask --app app users create|points|activity|seed-demo|worker|jobs`."""
 from __future__ import annotations
 
 import secrets
@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from models import Community, DomainError, Partner, User, db
 from models.accounts import Role, grant_role, normalise_login
+from models.activity import backfill
 from models.loyalty import adjust, balance_of, verify_ledger
 from models.outbox import JobRow, registered, retry_failed
 from models.types import utcnow
@@ -90,6 +91,19 @@ def verify_points():
         sys.exit(1)
 
 
+activity_cli = AppGroup("activity", help="Members' active days (models/activity.py).")
+
+
+@activity_cli.command("backfill")
+def backfill_activity():
+    """Record members' active days from what they did before the record existed (sign-ups,
+    stories, comments, likes, registrations, check-ins, their own ledger entries). Safe to run
+    again: days already recorded are kept, nothing is counted twice."""
+    added, moved = backfill()
+    db.session.commit()
+    click.echo(f"{added} active days added, last active day moved for {moved} members")
+
+
 @click.command("seed-demo")
 def seed_demo():
     """Fill an empty database with Chinese demo content (safe to run again)."""
@@ -148,5 +162,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(jobs_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(points_cli)
+    app.cli.add_command(activity_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(worker)

@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from models import Community, DomainError, Partner, Store, User, db, notify
 from models.accounts import grant_role
+from models.engagement import StoryLike
+from models.activity import backfill
 from models.types import utcnow
 
 DEMO_PASSWORD = "cheyou2026"
@@ -150,6 +152,8 @@ def seed() -> bool:
     seed_loyalty(rng, staff, members, partners, communities)
     seed_stories(rng, staff + members, communities)
     seed_events(rng, staff, members, communities)
+    seed_garage(rng, staff, members)
+    backfill()  # their active days, from all of the above: win-back audiences and DAU/MAU have history
     db.session.commit()
     return True
 
@@ -303,6 +307,11 @@ def _engage(rng, story, people, comments, now) -> None:
         made.append(add_comment(story, story.author, "谢谢！有问题随时问我。", parent_id=first.id))
     for comment, minutes in zip(made, sorted(rng.randint(5, span) for _ in made)):
         comment.created_at = story.published_at + timedelta(minutes=minutes)
+    # Likes too (like() dates them now), from their own generator so the rest of the demo stays
+    # as it was: members' active days (models/activity.py) are rebuilt from these dates.
+    dates = random.Random(story.id)
+    for liked in db.session.scalars(select(StoryLike).where(StoryLike.story_id == story.id)):
+        liked.created_at = story.published_at + timedelta(minutes=dates.randint(1, span))
 
 
 REWARDS = [
@@ -354,3 +363,42 @@ def _grant_staff(user, partner):
     """The demo partner account also staffs the car wash, so its portal shows a redemption."""
     grant_role(user, "partner", partner=partner)
     return user
+
+
+# --- the garage: a few cars, and one safety recall that reaches some of them ------------------
+
+# (login of the owner, make, series, model year, mileage km, VIN (its check digit is computed), plate)
+DEMO_CARS = [
+    ("13800000001", "比亚迪", "汉 EV", 2021, 46000, "LGXCE4CB0M2012345", "粤BD12345"),
+    ("13800000001", "大众", "朗逸", 2018, 98000, "", "粤B8K2Q1"),
+    ("organizer@cheyou.example", "特斯拉", "Model 3", 2022, 31000, "LRW3E7EK0NC123456", ""),
+]
+# Other members' cars, picked at random from these series.
+MEMBER_SERIES = [("比亚迪", "汉 EV"), ("比亚迪", "秦PLUS DM-i"), ("丰田", "卡罗拉"), ("本田", "雅阁"),
+                 ("日产", "轩逸"), ("理想", "L7"), ("五菱", "宏光MINIEV"), ("吉利", "星越L")]
+
+
+def seed_garage(rng, staff, members) -> None:
+    """Cars in a few garages (BYD 汉 EVs among them) and recall S2026-0123, entered by the admin."""
+    from models.garage import CarInput, CarMake, CarSeries, save_car, vin_check_digit
+    from models.recalls import RecallInput, save_recall
+
+    def series(make, name):
+        return db.session.scalar(select(CarSeries).join(CarMake).where(CarMake.name == make, CarSeries.name == name))
+
+    owners = {u.phone or u.email: u for u in staff}
+    for login, make, name, year, km, vin, plate in DEMO_CARS:
+        vin = vin[:8] + vin_check_digit(vin) + vin[9:] if vin else ""
+        save_car(owners[login], CarInput(series_id=series(make, name).id, model_year=year, mileage_km=km, vin=vin,
+                                         plate=plate))
+    for member in rng.sample(members, 12):
+        make, name = rng.choice(MEMBER_SERIES)
+        save_car(member, CarInput(series_id=series(make, name).id, model_year=rng.randint(2018, 2024),
+                                  mileage_km=rng.randrange(5000, 150000, 1000)))
+    han = series("比亚迪", "汉 EV")
+    today = utcnow().date()
+    save_recall(staff[-1], RecallInput(
+        number="S2026-0123", make_id=han.make_id, series_id=han.id, year_from=2020, year_to=2022,
+        defect="部分车辆前副车架后安装点螺栓拧紧力矩不足，长期使用可能松动，极端情况下影响操控，存在安全隐患。",
+        remedy="厂家将免费为召回范围内的车辆检查并按规定力矩重新紧固螺栓，必要时更换螺栓。",
+        announced_on=today - timedelta(days=10), starts_on=today - timedelta(days=3)))

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from blueprints.access import safe_path, wants_fragment
+from blueprints.activity import init_activity
 from blueprints.i18n import LOCALES, html_lang
 from blueprints.times import init_times
 from extensions import login_manager
@@ -244,6 +245,7 @@ def init_web(app: Flask) -> None:
         return format_datetime(value, fmt) if value else ""
 
     init_times(app)  # `ago`: every past moment members see (刚刚, 5 分钟前, 昨天 14:20)
+    init_activity(app)  # a signed-in member's day, recorded once (models/activity.py)
 
     @app.after_request
     def buffer_static_files(response):

@@ -56,3 +56,8 @@ from models.moderation import Report  # noqa: E402,F401
 from models.search_index import StoryTerm  # noqa: E402,F401
 from models.events import Event, Registration  # noqa: E402,F401
 from models.outbox import JobRow  # noqa: E402,F401
+from models.push import Delivery, PushSubscription  # noqa: E402,F401
+from models.garage import Car, CarMake, CarSeries  # noqa: E402,F401
+from models.recalls import Recall, RecallCompletion  # noqa: E402,F401
+from models.activity import MemberDay  # noqa: E402,F401
+from models.consents import Consent  # noqa: E402,F401

@@ -7,10 +7,10 @@ import hmac
 import logging
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, func, select
+from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -76,6 +76,8 @@ class User(UserMixin, db.Model):
     # Referral (老带新): who invited this member, and the device cookie they signed up on.
     invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     signup_device: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The latest Shanghai day the member was active (models/activity.py keeps it with member_days).
+    last_active_on: Mapped[date | None] = mapped_column(Date, index=True)
 
     grants: Mapped[list[RoleGrant]] = relationship(
         back_populates="user", foreign_keys="RoleGrant.user_id", cascade="all, delete-orphan"

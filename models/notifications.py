@@ -1,45 +1,76 @@
-"""The in-app inbox. Every notification is a row here; other channels deliver on top."""
+"""The in-app inbox. Every notification is a row here; other channels deliver on top: each kind
+declares its category and whether SMS may carry it, `notify()` queues the delivery job
+(services/channels.py) and `plan_deliveries` decides the rows it sends (models/push.py)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext, lazy_gettext as _l
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, func, select, update
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models import db
+from models.outbox import enqueue
+from models.push import CATEGORIES, Delivery, PushSubscription
 from models.types import UTCDateTime, utcnow
 
-# Kind -> message (English msgid). Rendered when shown, in the reader's language.
+# The job that fans a notification out to its channels (services/channels.py, registered by
+# services/tasks.py): models queue it by name, they never import services.
+DELIVER_JOB = "services.channels.deliver_notification"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A notification kind: its message (English msgid, rendered when shown, in the reader's
+    language), its category (the member's per-device push switches), and whether SMS may carry
+    it: "fallback" to members with no push device taking the category, "always" for the kinds
+    that must reach the phone (safety recalls, return gifts). The inbox and push take every kind."""
+
+    message: object
+    category: str
+    sms: str | None = None
+
+    def __post_init__(self):
+        assert self.category in CATEGORIES, self.category
+        assert self.sms in (None, "fallback", "always"), self.sms
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return ("inbox", "push", "sms") if self.sms else ("inbox", "push")
+
+
 KINDS = {
-    "welcome": _l("Welcome to Cheyou, %(nickname)s! Join a community to get started."),
-    "role_granted": _l("You are now %(role)s%(scope)s."),
-    "role_revoked": _l("You are no longer %(role)s%(scope)s."),
-    "phone_verified": _l("Your mobile number %(phone)s is verified. You can now post and comment."),
-    "password_changed": _l("Your password was changed. Other devices have been signed out."),
-    "level_up": _l("Congratulations! You reached %(level)s. See what your new level gives you."),
-    "level_down": _l("Your level is now %(level)s: growth older than a year no longer counts."),
-    "points_earned": _l("You earned %(points)s points: %(reason)s."),
-    "referral_rewarded": _l("Your invitation paid off: %(points)s points for you."),
-    "voucher_issued": _l("Your voucher for %(reward)s is ready. Show it at the counter."),
-    "voucher_expiring": _l("Your voucher for %(reward)s expires on %(date)s. Use it before then."),
-    "voucher_used": _l("Your voucher for %(reward)s was used at %(store)s."),
-    "voucher_voided": _l("Your voucher for %(reward)s was cancelled and %(points)s points were refunded."),
-    "points_adjusted": _l("Your points were adjusted by %(points)s: %(reason)s"),
-    "content_hidden": _l("A moderator hid “%(title)s”: %(note)s"),
-    "content_restored": _l("A moderator restored “%(title)s”. It is shown again."),
-    "story_featured": _l("Your story “%(title)s” is featured in its community. Thanks for sharing: points are on the way."),
-    "comment_received": _l("%(nickname)s commented on your story “%(title)s”."),
-    "reply_received": _l("%(nickname)s replied to your comment on “%(title)s”."),
-    "event_promoted": _l("A seat opened up: you are now confirmed for “%(title)s”. Your ticket is ready."),
-    "event_promotion_skipped": _l("A seat opened up at “%(title)s”, but you no longer have the %(points)s points it costs, so it went to the next member."),
-    "event_cancelled": _l("“%(title)s” is cancelled: %(message)s"),
-    "event_cancelled_refunded": _l("“%(title)s” is cancelled: %(message)s Your %(points)s points are refunded."),
-    "event_signed_up": _l("You're signed up for “%(title)s”. Your ticket is in My tickets."),
-    "event_waitlisted": _l("“%(title)s” is full: you are number %(position)s on the waitlist. We will tell you if a seat frees up."),
-    "event_reminder": _l("Tomorrow at %(time)s: “%(title)s” at %(place)s. Your ticket is in My tickets."),
+    "welcome": Kind(_l("Welcome to Cheyou, %(nickname)s! Join a community to get started."), "account"),
+    "role_granted": Kind(_l("You are now %(role)s%(scope)s."), "account"),
+    "role_revoked": Kind(_l("You are no longer %(role)s%(scope)s."), "account"),
+    "phone_verified": Kind(_l("Your mobile number %(phone)s is verified. You can now post and comment."), "account"),
+    "password_changed": Kind(_l("Your password was changed. Other devices have been signed out."), "account"),
+    "level_up": Kind(_l("Congratulations! You reached %(level)s. See what your new level gives you."), "loyalty"),
+    "level_down": Kind(_l("Your level is now %(level)s: growth older than a year no longer counts."), "loyalty"),
+    "points_earned": Kind(_l("You earned %(points)s points: %(reason)s."), "loyalty"),
+    "referral_rewarded": Kind(_l("Your invitation paid off: %(points)s points for you."), "loyalty"),
+    "voucher_issued": Kind(_l("Your voucher for %(reward)s is ready. Show it at the counter."), "loyalty"),
+    "voucher_expiring": Kind(_l("Your voucher for %(reward)s expires on %(date)s. Use it before then."), "loyalty"),
+    "voucher_used": Kind(_l("Your voucher for %(reward)s was used at %(store)s."), "loyalty"),
+    "voucher_voided": Kind(_l("Your voucher for %(reward)s was cancelled and %(points)s points were refunded."), "loyalty"),
+    "points_adjusted": Kind(_l("Your points were adjusted by %(points)s: %(reason)s"), "loyalty"),
+    "content_hidden": Kind(_l("A moderator hid “%(title)s”: %(note)s"), "replies"),
+    "content_restored": Kind(_l("A moderator restored “%(title)s”. It is shown again."), "replies"),
+    "story_featured": Kind(_l("Your story “%(title)s” is featured in its community. Thanks for sharing: points are on the way."), "replies"),
+    "comment_received": Kind(_l("%(nickname)s commented on your story “%(title)s”."), "replies"),
+    "reply_received": Kind(_l("%(nickname)s replied to your comment on “%(title)s”."), "replies"),
+    "event_promoted": Kind(_l("A seat opened up: you are now confirmed for “%(title)s”. Your ticket is ready."), "events", sms="fallback"),
+    "event_promotion_skipped": Kind(_l("A seat opened up at “%(title)s”, but you no longer have the %(points)s points it costs, so it went to the next member."), "events"),
+    "event_cancelled": Kind(_l("“%(title)s” is cancelled: %(message)s"), "events", sms="fallback"),
+    "event_cancelled_refunded": Kind(_l("“%(title)s” is cancelled: %(message)s Your %(points)s points are refunded."), "events", sms="fallback"),
+    "event_signed_up": Kind(_l("You're signed up for “%(title)s”. Your ticket is in My tickets."), "events"),
+    "event_waitlisted": Kind(_l("“%(title)s” is full: you are number %(position)s on the waitlist. We will tell you if a seat frees up."), "events"),
+    "event_reminder": Kind(_l("Tomorrow at %(time)s: “%(title)s” at %(place)s. Your ticket is in My tickets."), "events"),
 }
+# The kinds SMS may carry (services/sms.py has a template for each).
+SMS_KINDS = frozenset(name for name, kind in KINDS.items() if kind.sms)
 
 
 class Notification(db.Model):
@@ -58,9 +89,10 @@ class Notification(db.Model):
     @property
     def text(self) -> str:
         """The message in the current request's language."""
-        template = KINDS.get(self.kind)
-        if template is None:
+        kind = KINDS.get(self.kind)
+        if kind is None:
             return self.kind
+        template = kind.message
         params = {k: _translated(v) for k, v in (self.params or {}).items()}
         try:
             return str(template) % params
@@ -106,7 +138,9 @@ def _translated(value):
 
 
 def notify(member, kind: str, params: dict | None = None, link: str | None = None, dedupe_key: str | None = None):
-    """Write an inbox row for MEMBER; a repeated dedupe key is a no-op. Flushes only, never commits."""
+    """Write an inbox row for MEMBER; a repeated dedupe key is a no-op. Flushes only, never commits.
+    When the member has another channel for KIND (a push device, a phone for an SMS kind), the
+    delivery job is queued in the same transaction: it runs after the commit, or never."""
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
     if dedupe_key is not None:
@@ -124,5 +158,35 @@ def notify(member, kind: str, params: dict | None = None, link: str | None = Non
         return db.session.scalar(
             select(Notification).where(Notification.user_id == member.id, Notification.dedupe_key == dedupe_key)
         )
-    # Delivery channels beyond the inbox (Web Push) hook in here with enqueue(), after commit.
+    if _reachable_beyond_inbox(member, KINDS[kind]):
+        # Runs after the commit; the key makes a second queueing of this row a no-op.
+        enqueue(DELIVER_JOB, row.id, key=f"deliver:{row.id}")
     return row
+
+
+def _reachable_beyond_inbox(member, kind: Kind) -> bool:
+    """Whether MEMBER has a channel besides the inbox for KIND: a push device, or a verified phone
+    for a kind SMS may carry. (One indexed lookup; most members get no job at all.)"""
+    if kind.sms and member.phone and member.phone_verified_at is not None:
+        return True
+    return db.session.scalar(select(exists().where(PushSubscription.user_id == member.id)))
+
+
+def plan_deliveries(notification: Notification, member) -> list[Delivery]:
+    """The delivery rows of NOTIFICATION (flush only), one per device taking its category, and
+    one for SMS where the kind allows it; a second call adds only what is missing."""
+    kind = KINDS[notification.kind]
+    if kind.category == "campaigns" and not member.marketing_opt_in:
+        return []  # marketing stays in the inbox of members who did not opt in
+    have = {(d.channel, d.subscription_id) for d in db.session.scalars(
+        select(Delivery).where(Delivery.notification_id == notification.id))}
+    devices = [s for s in PushSubscription.of_member(member) if s.takes(kind.category)]
+    wanted = [("push", s.id) for s in devices]
+    phone_ok = bool(member.phone and member.phone_verified_at is not None)
+    if kind.sms == "always" and phone_ok or kind.sms == "fallback" and phone_ok and not devices:
+        wanted.append(("sms", None))
+    rows = [Delivery(notification_id=notification.id, channel=channel, subscription_id=sub_id, status="queued")
+            for channel, sub_id in wanted if (channel, sub_id) not in have]
+    db.session.add_all(rows)
+    db.session.flush()
+    return rows

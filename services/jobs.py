@@ -10,7 +10,8 @@ truth. A `key` makes the job unique: a second enqueue of the same key is a no-op
 
 Dispatchers claim due rows (queued with run_at <= now, or running with an expired lease),
 run each in its own app context and session, and record the outcome on the row: `done`, or
-`queued` again with back-off (`Job.delay`), or `failed` once `max_attempts` are used.
+`queued` again with back-off (`Job.delay`), or `failed` once `max_attempts` are used (at
+once when the exception says `retryable = False`).
 - eager (`JOBS_MODE=eager`, tests): the just-committed due rows run before the commit
   returns, retries at once; delayed rows wait for `run_due(now)`. A job that fails for good
   raises from the commit, so tests see it.
@@ -137,7 +138,9 @@ class Dispatcher:
             execute(self.app, claim.name, claim.args)
         except Exception as exc:
             at = _utcnow()
-            final = claim.attempts >= claim.max_attempts
+            # An error that says no retry can help (`retryable = False`, e.g. services.sms.SmsRejected)
+            # fails the row for good at once.
+            final = claim.attempts >= claim.max_attempts or getattr(exc, "retryable", True) is False
             if final:
                 log.error("job %s%s (row %s) failed for good after %s attempts", claim.name, claim.args,
                           claim.id, claim.attempts, exc_info=exc)

@@ -6,18 +6,21 @@ from datetime import timedelta
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
-from models import SmsCode, db
+from models import SmsCode, db, sms_rules
 from models.accounts import User
 from models.events import Event, complete_event, due_for_completion, pay_attendances, send_reminders
 from models.events import settle_cancelled_event as settle
 from models.loyalty import expire_due, growth_aged_out, members_with_points_due, note_level_change
 from models.loyalty import sweep_vouchers as sweep
-from models.outbox import job, periodic, purge_finished
+from models.notifications import Notification
+from models.outbox import enqueue, job, periodic, purge_finished
+from models.push import Delivery
+from models.sms_rules import next_allowed_send
 from models.stories import Story
 from models.types import utcnow
-from services import mail, sms
+from services import channels, mail, sms  # noqa: F401  (channels: registers the delivery jobs behind notify)
 from services.images import copy_photo, delete_photo, removed_unless_saved
 from services.storage import get_storage
 
@@ -36,6 +39,58 @@ def send_sms_code(phone: str, code: str, purpose: str):
     Sensitive: the code waits in the outbox in clear text until it is sent; then the row's
     arguments are cleared (services/jobs.py)."""
     sms.get_backend(current_app).send_code(phone, code, purpose)
+
+
+@job(retries=4, backoff=(30, 120, 600, 1800))
+def send_sms_notice(delivery_id: int):
+    """Text one SMS delivery row (queued by `models.sms_rules.queue_sms`) under the SMS rules.
+
+    Idempotent: a row no longer `queued` was settled by an earlier run. A run that finds itself
+    in quiet hours (a retry that slid past 21:00) queues itself again for 08:00. The checks and
+    the row's place under the daily cap are committed first, so the provider is called with no
+    transaction open (SQLite's write lock is never held over the network). A provider error is
+    recorded on the row; a rate limit or a hiccup is raised for the outbox to retry with back-off,
+    and a number the provider refuses (`SmsRejected`: `retryable` False) fails the job at once."""
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None or delivery.channel != "sms" or delivery.status != "queued":
+        return
+    notification = db.session.get(Notification, delivery.notification_id)
+    now = utcnow()
+    allowed = next_allowed_send(now)
+    if allowed > now:
+        enqueue(send_sms_notice, delivery_id, run_at=allowed, key=f"sms:{delivery_id}:{allowed.date()}")
+        db.session.commit()
+        return
+    # One sender per member at a time (PostgreSQL; SQLite jobs write one at a time anyway), so two
+    # notices texted at once cannot both take the last place under the daily cap.
+    member = db.session.scalars(select(User).where(User.id == notification.user_id).with_for_update()).one()
+    reason = sms_rules.refusal(member, notification.kind, now, besides=delivery)
+    if reason is not None:
+        delivery.status, delivery.last_error = "failed", reason
+        db.session.commit()
+        return
+    site = (current_app.config.get("SITE_URL") or "http://localhost:5000").rstrip("/")
+    link = site + notification.link if (notification.link or "").startswith("/") else notification.link
+    unsubscribe = (f"{site}/u/{sms_rules.unsubscribe_token(member)}"
+                   if sms_rules.is_marketing(notification.kind) else None)
+    phone, kind, params = member.phone, notification.kind, dict(notification.params or {})
+    delivery.attempts += 1
+    delivery.sent_at = now  # holds its place under today's cap while it is being sent
+    attempts = delivery.attempts
+    db.session.commit()
+    try:
+        sms.send_notice(phone, kind, params, link, unsubscribe)
+    except sms.SmsError as exc:
+        final = not exc.retryable or attempts >= send_sms_notice.max_attempts
+        delivery = db.session.get(Delivery, delivery_id)
+        delivery.last_error = str(exc)[:1000]
+        if final:
+            delivery.status = "failed"
+        db.session.commit()
+        raise
+    delivery = db.session.get(Delivery, delivery_id)
+    delivery.status, delivery.sent_at, delivery.last_error = "sent", utcnow(), None
+    db.session.commit()
 
 
 @periodic(timedelta(hours=6))

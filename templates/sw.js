@@ -134,3 +134,87 @@ self.addEventListener("message", (event) => {
     event.waitUntil(forgetPages());
   }
 });
+
+/* Web Push (services/push.py sends; static/js/push.js subscribes). The payload is JSON:
+   {title, body, url, tag, icon, badge}. The tag is per notification, so a message the server
+   delivered twice (at least once) shows once. */
+const PUSH_KEY_URL = "{{ url_for('me.push_key') }}";
+const PUSH_SUBSCRIPTIONS_URL = "{{ url_for('me.push_subscribe') }}";
+const PUSH_ICON = "{{ url_for('static', filename='img/icon-192.png') }}";
+const INBOX_URL = "{{ url_for('me.notifications') }}";
+
+function ownUrl(url) {
+  // Only links on this site are opened: a payload can never send the member elsewhere.
+  try {
+    const resolved = new URL(url, self.location.origin);
+    return resolved.origin === self.location.origin ? resolved.href : null;
+  } catch (error) {
+    return null;
+  }
+}
+
+self.addEventListener("push", (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch (error) {
+    data = { body: event.data ? event.data.text() : "" };
+  }
+  const options = {
+    body: data.body || "",
+    icon: data.icon || PUSH_ICON,
+    badge: data.badge || PUSH_ICON,
+    data: { url: ownUrl(data.url) || ownUrl(INBOX_URL) },
+  };
+  if (data.tag) options.tag = data.tag;
+  event.waitUntil(self.registration.showNotification(data.title || "车友圈", options));
+});
+
+// Bring the member to URL: a window already on it is focused; else an open window of the site
+// is navigated there (WindowClient.navigate) and focused; else a new window opens.
+async function openFromNotification(url) {
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  const focus = (client) => client.focus().catch(() => client);
+  const already = windows.find((client) => client.url === url);
+  if (already) return focus(already);
+  for (const client of windows) {
+    if (new URL(client.url).origin !== self.location.origin) continue;
+    try {
+      const navigated = await client.navigate(url);  // null when the page left the site
+      if (navigated) return focus(navigated);
+    } catch (error) { /* not controlled by this worker: try the next, or open one */ }
+  }
+  return self.clients.openWindow(url);
+}
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const url = ownUrl(event.notification.data && event.notification.data.url) || ownUrl(INBOX_URL);
+  event.waitUntil(openFromNotification(url));
+});
+
+function keyBytes(base64url) {
+  const b64 = base64url.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((base64url.length + 3) % 4);
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+// The push service replaced or expired this device's subscription: subscribe again with the
+// same key and tell the server (it swaps the old endpoint for the new one, keeping the switches).
+async function resubscribe(oldSubscription, newSubscription) {
+  const answer = await fetch(PUSH_KEY_URL, { credentials: "same-origin" });
+  if (!answer.ok || !(answer.headers.get("Content-Type") || "").includes("json")) return;  // signed out
+  const { publicKey, csrfToken } = await answer.json();
+  const key = (oldSubscription && oldSubscription.options && oldSubscription.options.applicationServerKey) || keyBytes(publicKey);
+  const subscription = newSubscription ||
+    (await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }));
+  await fetch(PUSH_SUBSCRIPTIONS_URL, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
+    body: JSON.stringify({ ...subscription.toJSON(), oldEndpoint: oldSubscription ? oldSubscription.endpoint : null }),
+  });
+}
+
+self.addEventListener("pushsubscriptionchange", (event) => {
+  event.waitUntil(resubscribe(event.oldSubscription, event.newSubscription));
+});

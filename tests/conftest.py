@@ -79,8 +79,9 @@ def _reset_schema():
             conn.execute(text("CREATE SCHEMA public"))
 
 
-# Reference data the migrations seed (levels, earning rules) stays; everything else goes.
-REFERENCE_TABLES = {"levels", "earning_rules"}
+# Reference data the migrations seed (levels, earning rules, the garage's makes and series)
+# stays; everything else goes.
+REFERENCE_TABLES = {"levels", "earning_rules", "car_makes", "car_series"}
 
 
 _RESTART_SEQUENCES: list[str] = []

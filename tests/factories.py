@@ -11,6 +11,7 @@ from werkzeug.security import generate_password_hash
 
 from models import Community, Partner, Store, User, db
 from models.accounts import grant_role
+from models.activity import record_day, today
 from models.types import utcnow
 
 PASSWORD = "Passw0rd-demo"
@@ -30,7 +31,8 @@ class Factories:
         return result
 
     def user(self, login: str | None = None, nickname: str | None = None, role: str | None = None,
-             community: Community | None = None, partner: Partner | None = None, verified: bool = False, **kw) -> User:
+             community: Community | None = None, partner: Partner | None = None, verified: bool = False,
+             active_today: bool = True, **kw) -> User:
         n = next(_seq)
         login = login or f"member{n}@example.com"
         kind = "email" if "@" in login else "phone"
@@ -44,6 +46,10 @@ class Factories:
         )
         db.session.add(user)
         db.session.flush()
+        if active_today:
+            # As after a real signup, whose first page records the day: so a test's first request
+            # writes nothing that its second would not (query counts, unchanged worlds).
+            record_day(user.id, today())
         if role:
             if role in ("organizer", "moderator") and community is None:
                 community = self.communities()["ev"]

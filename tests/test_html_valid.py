@@ -64,15 +64,17 @@ def documents_by_role(w: dict) -> dict[str | None, list[tuple[str, bool]]]:
                             f"/events/{w['ticket_event']}", "/me", "/me/points", "/me/vouchers",
                             f"/me/vouchers/{w['voucher']}", "/me/tickets", f"/events/t/{w['ticket']}",
                             "/me/notifications", f"/rewards/{w['reward']}", "/auth/phone", "/auth/password",
-                            "/me/garage", "/me/privacy")
-                       + fragment("/me/notifications?before=1000000", "/me/points?before=1000000", "/me/unread-badge"),
+                            "/me/garage", "/me/garage/new", "/me/garage/new?q=比亚", "/me/privacy")
+                       + fragment("/me/notifications?before=1000000", "/me/points?before=1000000", "/me/unread-badge",
+                                  "/me/garage/new?q=byd"),
         "organizer@cheyou.example": page("/events/manage", "/events/new", f"/events/{w['organized']}/manage",
                                          f"/events/{w['organized']}/edit", f"/events/{w['organized']}/roster",
                                          f"/events/{w['organized']}/checkin"),
         "moderator@cheyou.example": page("/moderation", "/moderation/c/women"),
         "partner@cheyou.example": page("/partner", f"/partner/v/{w['voucher']}", "/partner/statement"),
         "admin@cheyou.example": page("/admin", "/admin/rewards", "/admin/rewards/new", "/admin/partners",
-                                     "/admin/points", "/admin/vouchers", "/admin/words", "/admin/roles", "/admin/audit"),
+                                     "/admin/points", "/admin/vouchers", "/admin/words", "/admin/roles", "/admin/audit",
+                                     "/admin/recalls", "/admin/recalls/new"),
     }
 
 

@@ -57,9 +57,11 @@ ROUTES = {
     "/auth/login/sms": ALL,  # signed-in accounts are sent on
     "/auth/forgot": ALL,  # signed-in accounts are sent to change their password
     "/auth/reset/<token>": ALL,  # the e-mailed link is the credential, whoever holds it
+    "/u/<token>": ALL,  # the unsubscribe link of a marketing text: the signed token is the credential
     "/me": SIGNED_IN,
     "/me/notifications": SIGNED_IN,
     "/me/unread-badge": SIGNED_IN,
+    "/me/push/key": SIGNED_IN,  # the VAPID key and a token, for push.js and the service worker
     "/me/points": SIGNED_IN,
     "/me/invite-poster.png": SIGNED_IN,
     "/me/vouchers": SIGNED_IN,
@@ -67,6 +69,8 @@ ROUTES = {
     "/me/vouchers/<code>.pdf": SIGNED_IN,
     "/me/tickets": SIGNED_IN,
     "/me/garage": SIGNED_IN,
+    "/me/garage/new": SIGNED_IN,
+    "/me/garage/<int:car_id>/edit": SIGNED_IN,  # the member's own car; another's is a 404 (test_garage)
     "/me/privacy": SIGNED_IN,
     "/partner": {"partner", "admin"},
     "/partner/lookup": {"partner", "admin"},  # without a code: back to /partner
@@ -86,6 +90,9 @@ ROUTES = {
     "/admin/points": {"admin"},
     "/admin/vouchers": {"admin"},
     "/admin/words": {"admin"},
+    "/admin/recalls": {"admin"},
+    "/admin/recalls/new": {"admin"},
+    "/admin/recalls/<int:recall_id>/edit": {"admin"},
     "/moderation": {"moderator", "admin"},
     "/moderation/c/<slug>": {"moderator", "admin"},  # the matrix's moderator moderates ev
 }
@@ -124,6 +131,8 @@ POST_ROUTES = {
     "/admin/vouchers/<int:voucher_id>/void": {"admin"},
     "/admin/words": {"admin"},
     "/admin/words/<int:word_id>/delete": {"admin"},
+    "/admin/recalls/new": {"admin"},
+    "/admin/recalls/<int:recall_id>/edit": {"admin"},
     "/auth/forgot": ALL,  # signed-in accounts are sent to change their password
     "/auth/forgot/reset": ALL,
     "/auth/login": ALL,  # signed-in accounts are sent on
@@ -135,6 +144,7 @@ POST_ROUTES = {
     "/auth/phone/verify": SIGNED_IN,
     "/auth/reset/<token>": ALL,  # the e-mailed link is the credential
     "/auth/signup": ALL,
+    "/u/<token>": ALL,  # the unsubscribe link's confirm button (no login: the token names the member)
     "/c/<slug>/join": SIGNED_IN,
     "/c/<slug>/leave": SIGNED_IN,
     "/events/<int:event_id>/cancel": SIGNED_IN,  # one's own registration
@@ -148,8 +158,16 @@ POST_ROUTES = {
     "/events/new": {"organizer", "admin"},
     "/lang": ALL,
     "/me/checkin": SIGNED_IN,
+    "/me/garage/new": SIGNED_IN,
+    "/me/garage/<int:car_id>/edit": SIGNED_IN,  # one's own car; another's is a 404 (test_garage)
+    "/me/garage/<int:car_id>/delete": SIGNED_IN,
+    "/me/garage/<int:car_id>/recalls/<int:recall_id>/done": SIGNED_IN,
     "/me/notifications/<int:notification_id>/read": SIGNED_IN,  # one's own; another's is a 404
     "/me/notifications/read-all": SIGNED_IN,
+    "/me/notifications/marketing": SIGNED_IN,  # one's own marketing opt-in
+    "/me/push/subscriptions": SIGNED_IN,  # JSON: this device's subscription (a form post gets a 422)
+    "/me/push/subscriptions/<int:subscription_id>/categories": SIGNED_IN,  # one's own device; another's is a 404
+    "/me/push/subscriptions/<int:subscription_id>/delete": SIGNED_IN,
     "/moderation/<any(stories, comments):kind>/<int:target_id>/<any(hide, restore, approve, feature, unfeature):action>":
         {"moderator", "admin"},
     "/moderation/report": SIGNED_IN,
@@ -174,6 +192,9 @@ CHANGES_THE_WORLD = {
     "/admin/words/<int:word_id>/delete", "/c/<slug>/join", "/events/<int:event_id>/cancel-event",
     "/events/<int:event_id>/checkin", "/events/<int:event_id>/checkin/sync", "/events/<int:event_id>/signup",
     "/me/checkin", "/me/notifications/<int:notification_id>/read", "/me/notifications/read-all",
+    "/me/notifications/marketing",
+    "/me/garage/<int:car_id>/delete", "/me/garage/<int:car_id>/recalls/<int:recall_id>/done",
+    "/me/push/subscriptions/<int:subscription_id>/categories", "/me/push/subscriptions/<int:subscription_id>/delete",
     "/moderation/<any(stories, comments):kind>/<int:target_id>/<any(hide, restore, approve, feature, unfeature):action>",
     "/moderation/report", "/moderation/reports/<int:report_id>/<any(confirm, dismiss):action>",
     "/partner/v/<path:code>/use", "/stories/<int:story_id>/like",
@@ -196,6 +217,10 @@ def world(app, outer_transaction):
     from types import SimpleNamespace
 
     from models import Comment, ProhibitedWord, Report, Reward, notify
+    from models.push import PushSubscription
+    from models.garage import CarInput, CarSeries, save_car
+    from models.recalls import RecallInput, save_recall
+    from datetime import date
     from models.events import SignupInput, signup
     from models.stories import NewPhoto, StoryInput, save_story
     from services.storage import get_storage
@@ -223,7 +248,11 @@ def world(app, outer_transaction):
         holder = factories.user()
         ticket = signup(event, holder, SignupInput())
         db.session.commit()
-        accounts, vouchers, notes = {}, {}, {}
+        accounts, vouchers, notes, devices, cars = {}, {}, {}, {}, {}
+        han = db.session.scalar(select(CarSeries).where(CarSeries.name == "汉 EV"))
+        recall = save_recall(None, RecallInput(number="S2026-0999", make_id=han.make_id, series_id=han.id,
+                                               year_from=2020, year_to=2022, defect="矩阵缺陷", remedy="矩阵措施",
+                                               announced_on=date(2026, 11, 1)))
         for n, role in enumerate(ROLES[1:]):
             scope = {"partner": partner} if role == "partner" else {}
             # Verified mobile accounts, so pages for members who may post open for every role.
@@ -231,6 +260,13 @@ def world(app, outer_transaction):
                                   **scope)
             vouchers[role] = issue_voucher(factories, member=user, partner=partner)
             notes[role] = notify(user, "welcome", {"nickname": user.nickname})
+            db.session.commit()
+            # A push device, whose address the server refuses at send time (no network is called).
+            devices[role] = PushSubscription(user_id=user.id, endpoint=f"https://127.0.0.1/push/{role}",
+                                             p256dh="x", auth="x", label="Android · Chrome")
+            db.session.add(devices[role])
+            db.session.commit()
+            cars[role], _warning = save_car(user, CarInput(series_id=han.id, model_year=2021))  # the recall reaches it
             db.session.commit()
             accounts[role] = user.id
         grant = db.session.scalar(select(RoleGrant).where(RoleGrant.user_id == accounts["moderator"]))
@@ -240,6 +276,8 @@ def world(app, outer_transaction):
             event_id=event.id, ticket_token=ticket.ticket_token, holder_id=holder.id, accounts=accounts,
             vouchers={role: (v.id, v.code) for role, v in vouchers.items()},
             notes={role: note.id for role, note in notes.items()},
+            devices={role: device.id for role, device in devices.items()},
+            cars={role: car.id for role, car in cars.items()}, recall_id=recall.id,
         )
         db.session.remove()
     world.fingerprint = outer_transaction.fingerprint()
@@ -250,10 +288,15 @@ def example_path(rule: str, world, role: str) -> str:
     """A concrete URL for RULE, pointing at something that exists in WORLD (ROLE's own, where it matters)."""
     voucher_id, code = world.vouchers.get(role, world.vouchers["member"])
     note = world.notes.get(role, world.notes["member"])
+    device = world.devices.get(role, world.devices["member"])
     if rule == "/auth/reset/<token>":
         from flask import current_app
 
         return f"/auth/reset/{db.session.get(User, world.writer_id).reset_token(current_app.config['SECRET_KEY'])}"
+    if rule == "/u/<token>":
+        from models.sms_rules import unsubscribe_token
+
+        return f"/u/{unsubscribe_token(db.session.get(User, world.writer_id))}"
     if rule.startswith("/moderation/<any"):
         return f"/moderation/stories/{world.story_id}/hide"
     if rule.startswith("/moderation/reports/"):
@@ -264,6 +307,9 @@ def example_path(rule: str, world, role: str) -> str:
             .replace("<int:story_id>", str(world.story_id)).replace("<int:comment_id>", str(world.comment_id))
             .replace("<int:grant_id>", str(world.grant_id)).replace("<int:word_id>", str(world.word_id))
             .replace("<int:voucher_id>", str(voucher_id)).replace("<int:notification_id>", str(note))
+            .replace("<int:subscription_id>", str(device))
+            .replace("<int:car_id>", str(world.cars.get(role, world.cars["member"])))
+            .replace("<int:recall_id>", str(world.recall_id))
             .replace("<slug>", "ev"))
     if rule == "/i/<code>":
         return "/i/1"
@@ -299,6 +345,7 @@ def post_data(rule: str, world, role: str) -> dict:
         "/stories/<int:story_id>/comments": {"body": "说得好，学到了。"},
         "/events/<int:event_id>/signup": {"companions": 0},
         "/events/<int:event_id>/checkin": {"code": world.ticket_token},
+        "/me/notifications/marketing": {"opt_in": "1"},
     }
     return data.get(rule, {})
 

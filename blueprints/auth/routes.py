@@ -18,6 +18,7 @@ from blueprints.web import domain_message, form_page, render
 from models import DomainError, SmsCode, User, db, notify
 from models.accounts import (PhoneTaken, check_phone_claim, create_phone_account, mask_phone, normalise_login,
                              verify_phone)
+from models.consents import record_signup
 from models.content_filter import screen
 from models.loyalty import lock_member
 from models.nonces import check_nonce
@@ -87,6 +88,7 @@ def signup():
         else:
             db.session.add(user)
             db.session.flush()
+            record_signup(user, source="signup", ip=request.remote_addr, now=user.consent_at)
             record_invitation(user, form.invite.data)
             notify(user, "welcome", {"nickname": user.nickname}, link=url_for("communities.index"))
             db.session.commit()
@@ -373,6 +375,7 @@ def login_sms_verify():
                     user = create_phone_account(
                         number, consent_version=current_app.config["PRIVACY_POLICY_VERSION"],
                         locale=request.cookies.get("lang") or None, device=device_id())
+                    record_signup(user, source="sms_signup", ip=request.remote_addr, now=user.consent_at)
                     record_invitation(user, request.cookies.get("invite", ""))
                     notify(user, "welcome", {"nickname": user.nickname}, link=url_for("communities.index"))
                 elif user.mark_phone_verified():

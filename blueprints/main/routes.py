@@ -169,3 +169,6 @@ def invite(code):
     if inviter_for(code) is not None and not current_user.is_authenticated:
         response.set_cookie("invite", code, max_age=60 * 60 * 24 * 30, samesite="Lax", httponly=True)
     return response
+
+
+from blueprints.main import unsubscribe  # noqa: E402,F401  (registers /u/<token> on bp)

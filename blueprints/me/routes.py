@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
+from flask import (Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template, request,
+                   url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -11,6 +12,7 @@ from blueprints.access import back_url, wants_fragment
 from blueprints.web import coming_soon, keep_offline, render
 from models import Community, EarningRule, Notification, db
 from models.communities import member_community_ids
+from models.consents import set_marketing
 from models.loyalty import Level, check_in, history, points_summary
 from models.events import tickets_of, waitlist_positions
 from models.referrals import invite_code
@@ -68,6 +70,18 @@ def mark_all_read():
                       next_before=items[-1].id if len(items) == 20 else None)
     response.headers["HX-Trigger"] = "notifications-changed"
     return response
+
+
+@bp.post("/notifications/marketing")
+def marketing_consent():
+    """Turn offers and win-back messages on or off (recorded as a consent); htmx gets the
+    setting back in place, a plain form goes back to the notifications page."""
+    set_marketing(current_user, request.form.get("opt_in") == "1", source="settings", ip=request.remote_addr)
+    db.session.commit()
+    if not wants_fragment():
+        flash(_("Saved."), "success")
+        return redirect(url_for("me.notifications"))
+    return render_template("me/_marketing_consent.html", saved=True)
 
 
 @bp.get("/unread-badge")
@@ -149,13 +163,10 @@ def tickets():
     return keep_offline(make_response(response))
 
 
-@bp.get("/garage")
-def garage():
-    return coming_soon(_("My garage"), _("Add your cars to get recall alerts and community suggestions. Coming soon."))
-
-
 @bp.get("/privacy")
 def privacy():
     return coming_soon(_("Privacy and data"), _("Download all your data or delete your account. Coming soon."))
 
 from blueprints.me import vouchers  # noqa: E402,F401  (registers the voucher pages on bp)
+from blueprints.me import garage  # noqa: E402,F401  (registers the garage pages on bp)
+from blueprints.me import push  # noqa: E402,F401  (registers the Web Push device routes on bp)

@@ -62,14 +62,16 @@ def pages_by_role(w: dict) -> dict[str | None, list[str]]:
         "13800000001": ["/", "/c/women", f"/stories/{w['story']}", f"/stories/by/{w['member']}", "/stories/new",
                         f"/events/{w['ticket_event']}", "/me", "/me/points", "/me/vouchers",
                         f"/me/vouchers/{w['voucher']}", "/me/tickets", f"/events/t/{w['ticket']}",
-                        "/me/notifications", f"/rewards/{w['reward']}", "/auth/phone", "/auth/password"],
+                        "/me/notifications", f"/rewards/{w['reward']}", "/auth/phone", "/auth/password",
+                        "/me/garage", "/me/garage/new?q=比亚"],
         "organizer@cheyou.example": ["/events/manage", "/events/new", f"/events/{w['organized']}/manage",
                                      f"/events/{w['organized']}/edit", f"/events/{w['organized']}/roster",
                                      f"/events/{w['organized']}/checkin"],
         "moderator@cheyou.example": ["/moderation", "/moderation/c/women"],
         "partner@cheyou.example": ["/partner", f"/partner/v/{w['voucher']}", "/partner/statement"],
         "admin@cheyou.example": ["/admin", "/admin/rewards", "/admin/rewards/new", "/admin/partners",
-                                 "/admin/points", "/admin/vouchers", "/admin/words", "/admin/roles", "/admin/audit"],
+                                 "/admin/points", "/admin/vouchers", "/admin/words", "/admin/roles", "/admin/audit",
+                                 "/admin/recalls", "/admin/recalls/new"],
     }
 
 
