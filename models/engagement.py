@@ -11,8 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from models import N_, DomainError, db
 from models.accounts import PhoneNotVerified
 from models.content_filter import refuse_blocked
-from models.loyalty.ledger import award, lock_member
-from models.nonces import AlreadySubmitted, check_nonce
+from models.loyalty.ledger import award
+from models.nonces import AlreadySubmitted, first_submission
 from models.notifications import notify
 from models.types import UTCDateTime, utcnow
 
@@ -105,9 +105,7 @@ def add_comment(story, author, body: str, parent_id: int | None = None, nonce: s
     if not author.can_post:
         raise PhoneNotVerified(N_("Verify your mobile number before you comment."))
     if nonce is not None:  # None only for the demo seed and tests
-        check_nonce(nonce)
-        lock_member(author)  # one submission of a nonce at a time; the others find its comment
-        first = db.session.scalar(select(Comment).where(Comment.author_id == author.id, Comment.nonce == nonce))
+        first = first_submission(author, nonce, Comment.nonce, Comment.author_id)
         if first is not None:
             raise AlreadySubmitted(first)
     text = (body or "").strip()

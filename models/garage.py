@@ -24,8 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models import N_, DomainError, db
 from models.communities import Community, member_community_ids
 from models.events.signups import PLATE_RE, normalise_plate
-from models.loyalty.ledger import lock_member
-from models.nonces import AlreadySubmitted, check_nonce
+from models.nonces import AlreadySubmitted, first_submission
 from models.types import UTCDateTime, shanghai_day, utcnow
 
 # Energy types as the Chinese market names them; msgids in English, shown in the reader's language.
@@ -324,9 +323,7 @@ def save_car(owner, data: CarInput, car: Car | None = None, nonce: str | None = 
     A new car from the form carries its one-time NONCE (None only for the demo seed and tests):
     a repeat raises `AlreadySubmitted` with the car the first submission added."""
     if car is None and nonce is not None:
-        check_nonce(nonce)
-        lock_member(owner)  # one submission of a nonce at a time; the others find its car
-        first = db.session.scalar(select(Car).where(Car.owner_id == owner.id, Car.create_nonce == nonce))
+        first = first_submission(owner, nonce, Car.create_nonce, Car.owner_id)
         if first is not None:
             raise AlreadySubmitted(first)
     values = _checked(data)

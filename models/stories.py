@@ -13,9 +13,9 @@ from models.accounts import PhoneNotVerified
 from models.content_filter import refuse_blocked
 from models.engagement import Comment, StoryLike
 from models.markup import plain_text, render_markdown
-from models.nonces import AlreadySubmitted, check_nonce
+from models.nonces import AlreadySubmitted, first_submission
 from models.outbox import enqueue
-from models.loyalty.ledger import award, lock_member
+from models.loyalty.ledger import award
 from models.referrals import qualify_referral
 from models.search_index import reindex_story
 from models.types import UTCDateTime, utcnow
@@ -194,9 +194,7 @@ def save_story(author, data: StoryInput, publish: bool, story: Story | None = No
     if data.community is None:
         raise DomainError(N_("Choose a community."))
     if story is None and nonce is not None:
-        check_nonce(nonce)
-        lock_member(author)  # one submission of a nonce at a time; the others find its story
-        first = db.session.scalar(select(Story).where(Story.author_id == author.id, Story.create_nonce == nonce))
+        first = first_submission(author, nonce, Story.create_nonce, Story.author_id)
         if first is not None:
             raise AlreadySubmitted(first)
     if story is not None and story.status in ("hidden", "deleted"):

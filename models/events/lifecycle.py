@@ -15,9 +15,9 @@ from models.events.form_input import EventInput, check_map_url, default_map_url,
 from models.events.model import Event, Registration, lock_event
 from models.events.signups import promote_waitlisted, refund_seat, registrations_in
 from models.events.states import EventStatus, RegistrationState, check_transition, transition
-from models.loyalty.ledger import award, lock_member
+from models.loyalty.ledger import award
 from models.markup import render_markdown
-from models.nonces import AlreadySubmitted, check_nonce
+from models.nonces import AlreadySubmitted, first_submission
 from models.notifications import notify
 from models.outbox import enqueue
 from models.referrals import qualify_referral
@@ -32,9 +32,7 @@ def save_event(actor, data: EventInput, event: Event | None = None, now: datetim
 
     now = now or utcnow()
     if event is None and nonce is not None:
-        check_nonce(nonce)
-        lock_member(actor)  # one submission of a nonce at a time; the others find its draft
-        first = db.session.scalar(select(Event).where(Event.organizer_id == actor.id, Event.create_nonce == nonce))
+        first = first_submission(actor, nonce, Event.create_nonce, Event.organizer_id)
         if first is not None:
             raise AlreadySubmitted(first)
     validate_event(data)

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from models import N_, DomainError, db
 from models.audit import audit
-from models.loyalty.ledger import NotEnoughPoints, expire_due, level_of, lock_member, refund, require_balance, spend
-from models.nonces import check_nonce
+from models.loyalty.ledger import NotEnoughPoints, expire_due, level_of, refund, require_balance, spend
+from models.nonces import first_submission
 from models.notifications import notify
 from models.types import UTCDateTime, shanghai_day, shanghai_midnight, utcnow
 
@@ -282,9 +282,7 @@ def redeem(member, reward_id: int, nonce: str, now: datetime | None = None) -> V
     returns the same voucher. Raises DomainError with the reason when it cannot
     (`redeem_refusal`, checked again here under the member's lock)."""
     now = now or utcnow()
-    check_nonce(nonce)
-    lock_member(member)
-    existing = db.session.scalar(select(Voucher).where(Voucher.user_id == member.id, Voucher.nonce == nonce))
+    existing = first_submission(member, nonce, Voucher.nonce, Voucher.user_id)
     if existing is not None:
         return existing
     reward = db.session.get(Reward, reward_id)
