@@ -60,6 +60,8 @@ worker: setup
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/campaign_fanout.py
+	$(PY) bench/audience_count.py
 
 # Lighthouse 12 (mobile) on the main pages, logged out and in: needs Chromium (bin/system-deps --test).
 lighthouse: setup

@@ -60,6 +60,7 @@ class Config:
         self.PUSH_MAX_ATTEMPTS = int(env("PUSH_MAX_ATTEMPTS") or 5)
         self.PUSH_ALLOW_PRIVATE_ENDPOINTS = env("PUSH_ALLOW_PRIVATE_ENDPOINTS", "0") == "1"
         self.PUSH_PROXY = env("PUSH_PROXY") or None  # e.g. http://proxy:3128 where push services are only reached through one
+        self.CAMPAIGN_BATCH = int(env("CAMPAIGN_BATCH") or 500)  # members per fan-out job (services/campaigns.py)
         self.ICP_NUMBER = env("ICP_NUMBER", "沪ICP备00000000号-1")
         self.SMS_BACKEND = env("SMS_BACKEND", "log")
         # Site-wide SMS codes per Asia/Shanghai day; past it codes are refused and an alert is logged.
@@ -125,6 +126,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     app.config.from_object(Config(Path(app.instance_path)))
     if test_config:
         app.config.update(test_config)
+        app.config["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # pysqlite's timeout is SQLite's busy handler: it retries the lock until then.
         options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])

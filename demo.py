@@ -154,6 +154,7 @@ def seed() -> bool:
     seed_events(rng, staff, members, communities)
     seed_garage(rng, staff, members)
     backfill()  # their active days, from all of the above: win-back audiences and DAU/MAU have history
+    seed_campaigns(rng, staff, members)
     db.session.commit()
     return True
 
@@ -402,3 +403,132 @@ def seed_garage(rng, staff, members) -> None:
         defect="部分车辆前副车架后安装点螺栓拧紧力矩不足，长期使用可能松动，极端情况下影响操控，存在安全隐患。",
         remedy="厂家将免费为召回范围内的车辆检查并按规定力矩重新紧固螺栓，必要时更换螺栓。",
         announced_on=today - timedelta(days=10), starts_on=today - timedelta(days=3)))
+
+
+# --- campaigns: lapsed members, a finished win-back and a finished safety recall ---------------
+
+# (nickname, days since last active, marketing opt-in, verified mobile number, model year of a
+# BYD 汉 EV in the garage: recall S2026-0123 reaches 2020–2022, consent or not)
+LAPSED = [
+    ("青岛老张", 38, True, True, 2021), ("杭州小美", 41, True, True, None), ("开滴滴的王师傅", 45, True, True, 2020),
+    ("周末钓鱼佬", 52, True, False, None), ("宝妈小林", 57, True, True, None), ("佛系车主", 63, True, False, 2022),
+    ("老司机阿强", 70, True, True, None), ("跑长途的李哥", 76, True, True, 2019), ("电车新手小陈", 84, True, False, None),
+    ("山城摩旅", 89, True, True, None), ("不爱说话的车友", 36, False, True, 2022), ("沉默的观众", 47, False, False, None),
+    ("退坑的改装党", 66, False, True, None), ("偶尔看看", 90, False, False, 2021),
+]
+WINBACK_GIFT = 100
+
+
+def seed_campaigns(rng, staff, members) -> None:
+    """Members who stopped coming 35–90 days ago (a few with a recalled BYD 汉 EV), and two
+    finished campaigns made through the real code paths: a win-back to the opted-in ones (100-point return gift, push + SMS, sent
+    six days ago, a fifth of them came back through their link) and the safety recall
+    S2026-0123 to the owners of the cars it reaches (sent two days ago). The campaigns are sent
+    at a Shanghai-daytime moment in the past and fanned out here, batch by batch (each batch
+    commits, the seed so far with it); their texts go through the outbox like any other (the
+    log SMS backend in development): seeded in Shanghai's quiet hours (21:00–08:00), the
+    report shows them waiting until the worker sends them at 08:00."""
+    from datetime import datetime, time
+
+    from sqlalchemy import update
+
+    from models.activity import record_day
+    from models.audit import AuditEntry
+    from models.campaigns import Audience, Campaign, CampaignTarget
+    from models.campaigns.editing import CampaignInput, save_campaign, send
+    from models.campaigns.returns import open_link, return_token
+    from models.consents import record_signup, set_marketing
+    from models.garage import CarInput, CarMake, CarSeries, save_car
+    from models.loyalty import award
+    from models.nonces import new_nonce
+    from models.push import Delivery
+    from models.recalls import Recall
+    from models.types import SHANGHAI
+    from services.campaigns import fan_out_batch
+
+    admin = staff[-1]
+    now = utcnow()
+    today = now.astimezone(SHANGHAI).date()
+    communities = ensure_communities()
+    rules = ["story_posted", "comment", "like_received", "event_attended"]
+    han = db.session.scalar(select(CarSeries).join(CarMake).where(CarMake.name == "比亚迪", CarSeries.name == "汉 EV"))
+    for n, (nickname, away, opted_in, phone, han_year) in enumerate(LAPSED):
+        last = today - timedelta(days=away)
+        joined = now - timedelta(days=away + rng.randint(120, 400))
+        user = User(nickname=nickname, password_hash=staff[0].password_hash, consent_version=staff[0].consent_version,
+                    consent_at=joined, created_at=joined, phone=f"137{n + 10:08d}" if phone else None,
+                    email=None if phone else f"lapsed{n}@cheyou.example", phone_verified_at=joined if phone else None)
+        db.session.add(user)
+        db.session.flush()
+        record_signup(user, source="signup" if not phone else "sms_signup", now=joined)
+        if opted_in:
+            set_marketing(user, True, now=joined + timedelta(days=rng.randint(1, 30)))
+        for slug in rng.sample(list(communities), rng.randint(1, 2)):
+            communities[slug].join(user)
+        # They were active once: some points, and their active days, up to the last one.
+        span = max(1, (last - joined.astimezone(SHANGHAI).date()).days)
+        for i in range(rng.randint(3, 8)):
+            when = datetime.combine(last - timedelta(days=rng.randint(0, span)), time(rng.randint(9, 21)),
+                                    tzinfo=SHANGHAI)
+            award(user, rng.choice(rules), cause=("demo", f"lapsed-{n}-{i}"), key=f"demo:lapsed:{i}", now=when)
+            record_day(user.id, when.date())
+        record_day(user.id, last)
+        if han_year:
+            save_car(user, CarInput(series_id=han.id, model_year=han_year,
+                                    mileage_km=rng.randrange(20000, 120000, 1000)))
+    db.session.flush()
+
+    def daytime(days_ago, hour):
+        return datetime.combine(today - timedelta(days=days_ago), time(hour, 0), tzinfo=SHANGHAI).astimezone(now.tzinfo)
+
+    def send_and_fan_out(campaign, at):
+        """Send CAMPAIGN as at AT and run its fan-out here, batch by batch, as at AT; then date
+        it (its audit rows, targets and inbox rows are already dated AT) as finished at AT."""
+        send(admin, campaign, now=at)
+        after = 0
+        while (after := fan_out_batch(campaign.id, after, at)) is not None:
+            pass
+        db.session.refresh(campaign)
+        campaign.created_at = at - timedelta(hours=2)
+        campaign.started_at, campaign.finished_at = at, at + timedelta(minutes=1)
+        db.session.execute(update(AuditEntry).where(AuditEntry.target_type == Campaign.__tablename__,
+                                                    AuditEntry.target_id == str(campaign.id))
+                           .values(created_at=at - timedelta(minutes=5)))
+        notes = select(CampaignTarget.notification_id).where(CampaignTarget.campaign_id == campaign.id)
+        db.session.execute(update(Delivery).where(Delivery.notification_id.in_(notes), Delivery.sent_at.is_not(None))
+                           .values(sent_at=at + timedelta(minutes=1)))
+
+    # A thread-mode runner would start on the fan-out's commits and run these campaigns' jobs
+    # beside this seed; the fan-out is driven here, and the outbox is the runner's after the seed.
+    runner = current_app.extensions["jobs"]
+    autostart = getattr(runner, "autostart", None)
+    if autostart:
+        runner.autostart = False
+    try:
+        winback = save_campaign(admin, CampaignInput(
+            kind="winback", title="好久不见，回来领 100 积分", link="/events",
+            body="这周末有电池健康免费检测和新手保养小课堂，回来看看老朋友们在聊什么。点链接回来即送 100 积分回归礼。",
+            channels=("push", "sms"), gift_points=WINBACK_GIFT, audience=Audience(inactive_days=30)), nonce=new_nonce())
+        sent_at = daytime(6, 10)
+        send_and_fan_out(winback, sent_at)
+        targets = list(db.session.scalars(select(CampaignTarget).where(CampaignTarget.campaign_id == winback.id)
+                                          .order_by(CampaignTarget.user_id)))
+        # A fifth of them came back through their link within days (the gift is credited then);
+        # one more tapped it signed out and never signed in: a click, not a return.
+        returners = max(1, round(len(targets) * 0.2))
+        for n, target in enumerate(rng.sample(targets, min(len(targets), returners + 1))):
+            opened = sent_at + timedelta(hours=rng.randint(3, 90))
+            member = db.session.get(User, target.user_id)
+            open_link(return_token(winback.id, member.id), member if n < returners else None, now=opened)
+            if n < returners:
+                record_day(member.id, opened.astimezone(SHANGHAI).date())
+
+        recall = db.session.scalar(select(Recall).where(Recall.number == "S2026-0123"))
+        safety = save_campaign(admin, CampaignInput(
+            kind="recall", title=f"安全召回 {recall.number}：比亚迪汉 EV", link="/me/garage",
+            body="您的爱车在召回范围内：前副车架螺栓可能松动。厂家免费检查并重新紧固，请尽快预约就近服务店。",
+            channels=("push", "sms"), audience=Audience(recall_id=recall.id)), nonce=new_nonce())
+        send_and_fan_out(safety, daytime(2, 15))
+    finally:
+        if autostart:
+            runner.autostart = True

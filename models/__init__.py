@@ -61,3 +61,4 @@ from models.garage import Car, CarMake, CarSeries  # noqa: E402,F401
 from models.recalls import Recall, RecallCompletion  # noqa: E402,F401
 from models.activity import MemberDay  # noqa: E402,F401
 from models.consents import Consent  # noqa: E402,F401
+from models.campaigns import Campaign, CampaignTarget  # noqa: E402,F401

@@ -31,6 +31,8 @@ class Kind:
     message: object
     category: str
     sms: str | None = None
+    # Campaign kinds carry their own headline: the push shows params[title] over params[body].
+    own_title: bool = False
 
     def __post_init__(self):
         assert self.category in CATEGORIES, self.category
@@ -68,6 +70,10 @@ KINDS = {
     "event_signed_up": Kind(_l("You're signed up for “%(title)s”. Your ticket is in My tickets."), "events"),
     "event_waitlisted": Kind(_l("“%(title)s” is full: you are number %(position)s on the waitlist. We will tell you if a seat frees up."), "events"),
     "event_reminder": Kind(_l("Tomorrow at %(time)s: “%(title)s” at %(place)s. Your ticket is in My tickets."), "events"),
+    # Campaigns (models/campaigns): the admin's words, texted too where the campaign asks for SMS.
+    "campaign_winback": Kind("%(title)s：%(body)s", "campaigns", sms="always", own_title=True),
+    "campaign_announcement": Kind("%(title)s：%(body)s", "campaigns", sms="always", own_title=True),
+    "campaign_recall": Kind(_l("Safety recall: %(title)s. %(body)s"), "account", sms="always", own_title=True),
 }
 # The kinds SMS may carry (services/sms.py has a template for each).
 SMS_KINDS = frozenset(name for name, kind in KINDS.items() if kind.sms)

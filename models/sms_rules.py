@@ -8,7 +8,7 @@
 - Never 21:00–08:00 Shanghai time: a notice due then waits until 08:00 (`next_allowed_send`),
   it is not dropped. The inbox has it at once anyway.
 
-`queue_sms(delivery)` queues the job that sends an SMS delivery row (`services.tasks.
+`queue_sms(delivery_id)` queues the job that sends an SMS delivery row (`services.tasks.
 send_sms_notice`, by name: models never import services) at the first allowed moment.
 """
 from __future__ import annotations
@@ -84,12 +84,12 @@ def refusal(member, kind: str, now: datetime | None = None, besides: Delivery | 
     return None
 
 
-def queue_sms(delivery: Delivery, now: datetime | None = None):
-    """Queue the sending of an SMS DELIVERY row (in the caller's transaction) for the first
+def queue_sms(delivery_id: int, now: datetime | None = None):
+    """Queue the sending of an SMS delivery row (in the caller's transaction) for the first
     moment outside quiet hours; a second call for the same row is a no-op."""
     now = now or utcnow()
     at = next_allowed_send(now)
-    return enqueue(SEND_JOB, delivery.id, run_at=at if at > now else None, key=f"sms:{delivery.id}")
+    return enqueue(SEND_JOB, delivery_id, run_at=at if at > now else None, key=f"sms:{delivery_id}")
 
 
 # -- the one-tap unsubscribe link ---------------------------------------------------------------

@@ -42,6 +42,6 @@ def deliver_notification(notification_id: int):
     ).all()
     for delivery_id, channel in fresh:
         if channel == "sms":  # texted by its own job, under the SMS rules (cap, quiet hours, consent)
-            queue_sms(db.session.get(Delivery, delivery_id))
+            queue_sms(delivery_id)
     db.session.commit()
     push.send_deliveries([delivery_id for delivery_id, channel in fresh if channel == "push"])

@@ -91,6 +91,9 @@ def payload_for(notification: Notification, locale: str | None) -> dict:
     with force_locale(locale or "zh_CN"):
         title = f"{_('Cheyou')} · {_(CATEGORY_LABELS[kind.category])}"
         body = notification.text
+        params = notification.params or {}
+        if kind.own_title and params.get("title"):
+            title, body = str(params["title"]), str(params.get("body") or body)
     data = {"title": title, "body": body, "url": notification.link or "/me/notifications",
             "tag": tag_of(notification), "icon": ICON, "badge": BADGE}
     while len(json.dumps(data, ensure_ascii=False).encode()) > MAX_PAYLOAD:

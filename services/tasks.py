@@ -20,7 +20,7 @@ from models.push import Delivery
 from models.sms_rules import next_allowed_send
 from models.stories import Story
 from models.types import utcnow
-from services import channels, mail, sms  # noqa: F401  (channels: registers the delivery jobs behind notify)
+from services import campaigns, channels, mail, sms  # noqa: F401  (they register the campaign and delivery jobs)
 from services.images import copy_photo, delete_photo, removed_unless_saved
 from services.storage import get_storage
 

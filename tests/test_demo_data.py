@@ -11,7 +11,9 @@ from html import unescape
 from sqlalchemy import func, select
 
 from demo import DEMO_ACCOUNTS, DEMO_PASSWORD
-from models import Community, Membership, Story, User, db
+from models import Community, Membership, PointsPosting, Story, User, db
+from models.campaigns import Campaign, CampaignTarget
+from models.campaigns.report import report_of
 from models.engagement import Comment, StoryLike
 from models.stories import FEED_SIZE, StoryPhoto
 from models.types import utcnow
@@ -76,7 +78,19 @@ def test_seed_demo_fills_every_feed_past_its_first_page(app, runner):
     # And the ledger behind all those likes and comments verifies clean.
     verified = runner.invoke(args=["points", "verify"])
     assert verified.exit_code == 0 and verified.output.strip().endswith(": 0 mismatches"), verified.output
-    assert "checked 45 members" in verified.output
+    assert "checked 59 members" in verified.output  # 45 active ones and 14 who lapsed
+
+    # Two finished campaigns with real numbers (issue #12): the win-back brought some of its
+    # lapsed members back through their link, with the gift; the recall reached the owners.
+    campaigns = {c.kind: c for c in db.session.scalars(select(Campaign))}
+    winback, recall = report_of(campaigns["winback"]), report_of(campaigns["recall"])
+    assert campaigns["winback"].status == campaigns["recall"].status == "sent"
+    assert winback.targeted > 0 and winback.adds_up and recall.targeted > 0 and recall.adds_up
+    assert 0 < winback.returned < winback.clicked <= winback.targeted
+    gifts = db.session.scalars(select(PointsPosting.user_id).where(PointsPosting.rule == "campaign_return")).all()
+    assert len(gifts) == len(set(gifts)) == winback.returned
+    owner = User.find_by_login(DEMO_ACCOUNTS[0][0])  # the demo member's 汉 EV is in the recall
+    assert CampaignTarget.of(campaigns["recall"].id, owner.id) is not None
 
     # Every demo login works and lands on what its role may see (one seed for all of this:
     # seeding costs seconds).

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from models import Event, Registration, Reward, Story, User, Voucher, db
+from models import Campaign, Event, Registration, Reward, Story, User, Voucher, db
 
 VNU = Path(__file__).resolve().parent.parent / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
 HX = {"HX-Request": "true"}
@@ -48,6 +48,7 @@ def demo_world() -> dict:
         "reward": db.session.scalar(select(Reward.id).where(Reward.active.is_(True)).order_by(Reward.id)),
         "organized": db.session.scalar(select(Event.id).where(Event.organizer_id == organizer.id).order_by(Event.id)),
         "member": member.id,
+        "campaign": db.session.scalar(select(Campaign.id).order_by(Campaign.id)),
     }
 
 
@@ -74,7 +75,10 @@ def documents_by_role(w: dict) -> dict[str | None, list[tuple[str, bool]]]:
         "partner@cheyou.example": page("/partner", f"/partner/v/{w['voucher']}", "/partner/statement"),
         "admin@cheyou.example": page("/admin", "/admin/rewards", "/admin/rewards/new", "/admin/partners",
                                      "/admin/points", "/admin/vouchers", "/admin/words", "/admin/roles", "/admin/audit",
-                                     "/admin/recalls", "/admin/recalls/new"),
+                                     "/admin/recalls", "/admin/recalls/new", "/admin/campaigns",
+                                     "/admin/campaigns/new", f"/admin/campaigns/{w['campaign']}")
+                                  + fragment("/admin/campaigns/audience?kind=winback&inactive_days=30",
+                                             f"/admin/campaigns/{w['campaign']}/report"),
     }
 
 

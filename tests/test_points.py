@@ -277,7 +277,7 @@ def test_points_page_lists_the_ledger_with_reasons_and_pages(login_as, factories
     assert body.count('class="posting credit"') == 20 and "发表评论" in body
     assert 'hx-trigger="revealed"' in body
     assert "Lv.5" in body, "the page shows what each level gives"
-    oldest = min(p.id for p in db.session.scalars(select(PointsPosting)).all()[-20:])
+    oldest = min(p.id for p in db.session.scalars(select(PointsPosting).order_by(PointsPosting.id)).all()[-20:])
     more = client.get(f"/me/points?before={oldest}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert more.count('class="posting credit"') == 5 and "<html" not in more
 

@@ -58,6 +58,8 @@ ROUTES = {
     "/auth/forgot": ALL,  # signed-in accounts are sent to change their password
     "/auth/reset/<token>": ALL,  # the e-mailed link is the credential, whoever holds it
     "/u/<token>": ALL,  # the unsubscribe link of a marketing text: the signed token is the credential
+    # A campaign's link: visitors sign in first; any member is taken on (the gift is only its own's).
+    "/r/<token>": SIGNED_IN,
     "/me": SIGNED_IN,
     "/me/notifications": SIGNED_IN,
     "/me/unread-badge": SIGNED_IN,
@@ -93,6 +95,12 @@ ROUTES = {
     "/admin/recalls": {"admin"},
     "/admin/recalls/new": {"admin"},
     "/admin/recalls/<int:recall_id>/edit": {"admin"},
+    "/admin/campaigns": {"admin"},
+    "/admin/campaigns/new": {"admin"},
+    "/admin/campaigns/audience": {"admin"},  # the live audience count (htmx; a page of its own without)
+    "/admin/campaigns/<int:campaign_id>": {"admin"},
+    "/admin/campaigns/<int:campaign_id>/edit": {"admin"},
+    "/admin/campaigns/<int:campaign_id>/report": {"admin"},
     "/moderation": {"moderator", "admin"},
     "/moderation/c/<slug>": {"moderator", "admin"},  # the matrix's moderator moderates ev
 }
@@ -133,6 +141,11 @@ POST_ROUTES = {
     "/admin/words/<int:word_id>/delete": {"admin"},
     "/admin/recalls/new": {"admin"},
     "/admin/recalls/<int:recall_id>/edit": {"admin"},
+    "/admin/campaigns/new": {"admin"},
+    "/admin/campaigns/<int:campaign_id>/edit": {"admin"},
+    # The world's draft reaches nobody (a win-back, no member opted in): a send is refused (422).
+    "/admin/campaigns/<int:campaign_id>/send": {"admin"},
+    "/admin/campaigns/<int:campaign_id>/cancel": {"admin"},  # a draft is not scheduled: refused (422)
     "/auth/forgot": ALL,  # signed-in accounts are sent to change their password
     "/auth/forgot/reset": ALL,
     "/auth/login": ALL,  # signed-in accounts are sent on
@@ -269,6 +282,14 @@ def world(app, outer_transaction):
             cars[role], _warning = save_car(user, CarInput(series_id=han.id, model_year=2021))  # the recall reaches it
             db.session.commit()
             accounts[role] = user.id
+        from models.campaigns.audience import Audience
+        from models.campaigns.editing import CampaignInput, save_campaign
+        from models.nonces import new_nonce
+
+        campaign = save_campaign(db.session.get(User, accounts["admin"]),
+                                 CampaignInput(kind="winback", title="矩阵召回", body="矩阵里的召回活动。",
+                                               audience=Audience(inactive_days=30)), nonce=new_nonce())
+        db.session.commit()
         grant = db.session.scalar(select(RoleGrant).where(RoleGrant.user_id == accounts["moderator"]))
         world = SimpleNamespace(
             partner_id=partner.id, store_id=partner.stores[0].id, reward_id=reward.id, story_id=story.id,
@@ -278,6 +299,7 @@ def world(app, outer_transaction):
             notes={role: note.id for role, note in notes.items()},
             devices={role: device.id for role, device in devices.items()},
             cars={role: car.id for role, car in cars.items()}, recall_id=recall.id,
+            campaign_id=campaign.id,
         )
         db.session.remove()
     world.fingerprint = outer_transaction.fingerprint()
@@ -297,6 +319,17 @@ def example_path(rule: str, world, role: str) -> str:
         from models.sms_rules import unsubscribe_token
 
         return f"/u/{unsubscribe_token(db.session.get(User, world.writer_id))}"
+    if rule == "/r/<token>":
+        from models.campaigns import Campaign, CampaignTarget
+        from models.campaigns.returns import return_link
+
+        campaign = Campaign(kind="announcement", title="新功能", body="车库上线了", link="/me/garage", channels=[],
+                            audience={}, status="sent")
+        db.session.add(campaign)
+        db.session.flush()
+        db.session.add(CampaignTarget(campaign_id=campaign.id, user_id=world.writer_id))
+        db.session.flush()
+        return return_link(campaign.id, world.writer_id)
     if rule.startswith("/moderation/<any"):
         return f"/moderation/stories/{world.story_id}/hide"
     if rule.startswith("/moderation/reports/"):
@@ -310,6 +343,7 @@ def example_path(rule: str, world, role: str) -> str:
             .replace("<int:subscription_id>", str(device))
             .replace("<int:car_id>", str(world.cars.get(role, world.cars["member"])))
             .replace("<int:recall_id>", str(world.recall_id))
+            .replace("<int:campaign_id>", str(world.campaign_id))
             .replace("<slug>", "ev"))
     if rule == "/i/<code>":
         return "/i/1"

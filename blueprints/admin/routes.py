@@ -93,3 +93,4 @@ def audit_log():
 from blueprints.admin import loyalty  # noqa: E402,F401  (registers the loyalty pages on bp)
 from blueprints.admin import words  # noqa: E402,F401
 from blueprints.admin import recalls  # noqa: E402,F401  (registers the safety-recall pages on bp)
+from blueprints.admin import campaigns  # noqa: E402,F401  (registers the campaign pages on bp)

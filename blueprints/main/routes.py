@@ -171,4 +171,4 @@ def invite(code):
     return response
 
 
-from blueprints.main import unsubscribe  # noqa: E402,F401  (registers /u/<token> on bp)
+from blueprints.main import campaign_link, unsubscribe  # noqa: E402,F401  (register /r/<token>, /u/<token> on bp)

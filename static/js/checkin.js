@@ -3,7 +3,9 @@
    The confirmed roster lives in IndexedDB (codes and sha256 of ticket tokens, never raw
    tokens), so a scan or a typed code is answered at once, offline too. Each check-in joins a
    queue with the device's scan time and is posted to the server when there is signal: on
-   load, on the `online` event, after each scan and every 30 s while something waits. The
+   load, on the `online` event, after each scan and every 30 s while something waits; a sync
+   that fails while the phone says it is online (the `online` event often comes before the
+   network carries anything) is tried again after 1, 2, 4… s, up to the 30 s beat. The
    server keeps the earliest scan and shrugs off replays, so sending twice is harmless. The
    sync carries X-Checkin-Key (not the CSRF token, which would expire). Every string shown
    comes from the page's data-msg-* attributes, already translated. */
@@ -223,6 +225,8 @@
 
   var syncing = null;
   var again = false;  // a scan arrived while a sync was running: it may have read the queue before it
+  var retryDelay = 1000;  // the next quick retry after a failed sync while online (doubles)
+  var retryTimer = null;
   var sent = 0;       // scans the running sync has delivered so far (its batches added up)
 
   function flush() {
@@ -235,9 +239,17 @@
       syncing = null;
       if (sent) renderSynced(sent);
       if (again) { again = false; return flush(); }
+      retrySoon(done);
       return done;
-    }, function () { syncing = null; again = false; if (sent) renderSynced(sent); return false; });
+    }, function () { syncing = null; again = false; if (sent) renderSynced(sent); retrySoon(false); return false; });
     return syncing;
+  }
+
+  function retrySoon(done) {
+    if (done) { retryDelay = 1000; return; }
+    if (retryTimer || !queue.length || !navigator.onLine) return;
+    retryTimer = setTimeout(function () { retryTimer = null; flush(); }, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, RETRY_MS);
   }
 
   function sync() {

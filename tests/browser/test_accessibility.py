@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from models import Event, Registration, Reward, Story, User, Voucher, db
+from models import Campaign, Event, Registration, Reward, Story, User, Voucher, db
 
 pytestmark = pytest.mark.browser
 
@@ -51,7 +51,8 @@ def demo_world():
     organized = db.session.scalar(select(Event).join(User, Event.organizer_id == User.id)
                                   .where(User.email == "organizer@cheyou.example").order_by(Event.id))
     return {"story": story.id, "event": event.id, "ticket": ticket.ticket_token, "ticket_event": ticket.event_id,
-            "voucher": voucher.code, "reward": reward.id, "organized": organized.id, "member": member.id}
+            "voucher": voucher.code, "reward": reward.id, "organized": organized.id, "member": member.id,
+            "campaign": db.session.scalar(select(Campaign.id).order_by(Campaign.id))}
 
 
 def pages_by_role(w: dict) -> dict[str | None, list[str]]:
@@ -71,7 +72,8 @@ def pages_by_role(w: dict) -> dict[str | None, list[str]]:
         "partner@cheyou.example": ["/partner", f"/partner/v/{w['voucher']}", "/partner/statement"],
         "admin@cheyou.example": ["/admin", "/admin/rewards", "/admin/rewards/new", "/admin/partners",
                                  "/admin/points", "/admin/vouchers", "/admin/words", "/admin/roles", "/admin/audit",
-                                 "/admin/recalls", "/admin/recalls/new"],
+                                 "/admin/recalls", "/admin/recalls/new", "/admin/campaigns", "/admin/campaigns/new",
+                                 f"/admin/campaigns/{w['campaign']}"],
     }
 
 
