@@ -126,9 +126,28 @@ def console_errors(context) -> list[str]:
     return []
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if call.when == "call":
+        item.browser_test_failed = report.failed
+    return report
+
+
 @pytest.fixture
-def page(context, console_errors):
+def page(request, context, console_errors):
     page = context.new_page()
     page.on("pageerror", lambda error: console_errors.append(f"pageerror: {error}"))
     page.on("console", lambda msg: console_errors.append(f"console: {msg.text}") if msg.type == "error" else None)
-    return page
+    yield page
+    if getattr(request.node, "browser_test_failed", False):
+        _describe(page)
+
+
+def _describe(page) -> None:
+    """What the page showed when a test failed: a flake in CI is read from its log alone."""
+    try:
+        text = page.evaluate("document.body ? document.body.innerText.slice(0, 600) : ''")
+        print(f"\n[browser] failed on {page.url}: {text!r}")
+    except Exception as error:  # a closed page or a navigation in progress
+        print(f"\n[browser] failed; the page could not be read: {error}")
