@@ -115,7 +115,7 @@ class Community(db.Model):
     def has_member(self, user) -> bool:
         if user is None or not getattr(user, "is_authenticated", False):
             return False
-        return user.id in member_community_ids(user)
+        return self.id in member_community_ids(user)
 
 
 def member_community_ids(user) -> set[int]:

@@ -82,3 +82,23 @@ def test_community_pages_run_a_constant_number_of_queries(login_as, factories, c
     db.session.commit()
     many = {p: queries_for(p) for p in ("/", "/communities", "/c/ev")}
     assert many == few
+
+
+def test_a_member_joins_every_community_one_after_another(login_as, factories, communities):
+    """Membership is asked of the community, not of a number that happens to match the member's
+    id: the first member (id 1) who joined ev (id 1) could join nothing else, and every other
+    community's page said 已加入."""
+    member = factories.user()
+    joined = [communities[slug].join(member) for slug in ("ev", "women", "modding", "newcomers")]
+    db.session.commit()
+    assert joined == [True, True, True, True]
+    assert db.session.scalar(select(func.count()).select_from(Membership).where(Membership.user_id == member.id)) == 4
+
+    newcomer = factories.user()
+    communities["ev"].join(newcomer)
+    db.session.commit()
+    client = login_as(newcomer)
+    assert 'action="/c/ev/leave"' in client.get("/c/ev").get_data(as_text=True)
+    for slug in ("women", "modding", "newcomers"):
+        assert communities[slug].has_member(newcomer) is False
+        assert f'action="/c/{slug}/join"' in client.get(f"/c/{slug}").get_data(as_text=True)
