@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from flask import abort
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, case, func, or_, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from models import N_, DomainError, cursors, db
@@ -41,6 +42,9 @@ class Story(db.Model):
         CheckConstraint("status IN ('draft') OR published_at IS NOT NULL", name="published_has_time"),
         Index("ix_stories_feed", "status", "published_at", "id"),
         Index("ix_stories_community_feed", "community_id", "status", "published_at", "id"),
+        # A community's featured stories, newest feature first: the few featured rows only.
+        Index("ix_stories_featured", "community_id", "featured_at", "id",
+              sqlite_where=sql_text("featured_at IS NOT NULL"), postgresql_where=sql_text("featured_at IS NOT NULL")),
         # The new-story form's one-time nonce: a repeat returns the first story (models/nonces.py).
         Index("uq_stories_author_id_create_nonce", "author_id", "create_nonce", unique=True),
     )
