@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from models import Community, DomainError, Partner, User, db
 from models.accounts import Role, grant_role, normalise_login
 from models.activity import backfill
+from models.communities import verify_member_counts
 from models.loyalty import adjust, balance_of, verify_ledger
 from models.outbox import JobRow, registered, retry_failed
 from models.types import utcnow
@@ -91,6 +92,20 @@ def verify_points():
         sys.exit(1)
 
 
+communities_cli = AppGroup("communities", help="Communities (models/communities.py).")
+
+
+@communities_cli.command("verify")
+def verify_communities():
+    """Check each community's member counter against its memberships (exit 1 on a mismatch)."""
+    problems = verify_member_counts()
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"member counters: {len(problems)} mismatches")
+    if problems:
+        sys.exit(1)
+
+
 activity_cli = AppGroup("activity", help="Members' active days (models/activity.py).")
 
 
@@ -163,5 +178,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(points_cli)
     app.cli.add_command(activity_cli)
+    app.cli.add_command(communities_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(worker)

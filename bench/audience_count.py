@@ -35,6 +35,7 @@ def seed(app, count: int, rng: random.Random) -> dict:
 
     from demo import ensure_communities
     from models import Membership, User, db
+    from models.communities import recount_members
     from models.accounts import grant_role
     from models.garage import Car, CarMake, CarSeries
     from models.push import PushSubscription
@@ -68,6 +69,7 @@ def seed(app, count: int, rng: random.Random) -> dict:
         db.session.execute(insert(Membership), [
             {"user_id": u, "community_id": communities[slug].id, "joined_at": now}
             for u in users for slug in rng.sample(slugs, rng.choice((1, 1, 2, 3)))])
+        recount_members()  # the counters, for the rows written in bulk
         series = list(db.session.scalars(select(CarSeries)))
         db.session.execute(insert(Car), [
             {"owner_id": u, "make_id": s.make_id, "series_id": s.id, "energy": s.energy,

@@ -112,6 +112,7 @@ def generate(app, factor: float = 1.0, seed: int = 1, log=print) -> dict:
     """Fill APP's empty, migrated database; returns the counts written and the ids benches use."""
     from demo import ensure_communities
     from models import Membership, User, db
+    from models.communities import recount_members
     from models.accounts import grant_role
     from models.engagement import Comment, StoryLike
     from models.events.model import Event, Registration
@@ -158,6 +159,7 @@ def generate(app, factor: float = 1.0, seed: int = 1, log=print) -> dict:
         others = [m for m in members if m not in (viewer.id, admin.id)]
         _insert(Membership, ({"user_id": m, "community_id": c, "joined_at": now - timedelta(days=rng.randint(0, 700))}
                              for m in others for c in rng.sample(community_ids, rng.choice((1, 1, 2, 3)))))
+        recount_members()  # the counters, for the rows written in bulk
         db.session.commit()
         log(f"[scale] {len(members):,} members in {since('members'):.1f} s")
 

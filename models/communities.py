@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import get_locale
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, delete, func, select
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,6 +27,9 @@ class Community(db.Model):
     # Colours live in CSS (theme-<name>), never inline: the CSP forbids inline styles.
     theme: Mapped[str] = mapped_column(String(20), nullable=False, default="blue")
     position: Mapped[int] = mapped_column(nullable=False, default=0)
+    # The number of memberships, kept by join() and leave() in their own transaction so no page
+    # counts all the memberships; `flask communities verify` checks it against them.
+    member_total: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 
     THEMES = ("green", "rose", "orange", "blue", "purple", "teal")
@@ -59,17 +62,18 @@ class Community(db.Model):
         return db.first_or_404(select(cls).where(cls.slug == slug))
 
     @staticmethod
-    def member_counts(ids) -> dict[int, int]:
-        """Member count per community id, in one query."""
-        rows = db.session.execute(
-            select(Membership.community_id, func.count())
-            .where(Membership.community_id.in_(list(ids)))
-            .group_by(Membership.community_id)
-        )
-        return dict(rows.all())
+    def member_counts(communities) -> dict[int, int]:
+        """Member count per community id: the kept counters, no query."""
+        return {c.id: c.member_total for c in communities}
 
     def member_count(self) -> int:
-        return self.member_counts([self.id]).get(self.id, 0)
+        return self.member_total
+
+    def _count_members(self, change: int) -> None:
+        """Move the counter in SQL (two joins at once both count), then read it afresh."""
+        db.session.execute(update(Community).where(Community.id == self.id)
+                           .values(member_total=Community.member_total + change))
+        db.session.expire(self, ["member_total"])
 
     def recent_members(self, limit: int = 8):
         return list(
@@ -104,12 +108,15 @@ class Community(db.Model):
                 db.session.add(Membership(user_id=user.id, community_id=self.id))
         except IntegrityError:
             return False
+        self._count_members(+1)
         return True
 
     def leave(self, user) -> bool:
         result = db.session.execute(
             delete(Membership).where(Membership.user_id == user.id, Membership.community_id == self.id)
         )
+        if result.rowcount:
+            self._count_members(-1)
         return result.rowcount > 0
 
     def has_member(self, user) -> bool:
@@ -139,3 +146,19 @@ class Membership(db.Model):
         ForeignKey("communities.id", ondelete="CASCADE"), nullable=False, index=True
     )
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+def _counted_members():
+    return (select(func.count()).select_from(Membership).where(Membership.community_id == Community.id)
+            .correlate(Community).scalar_subquery())
+
+
+def recount_members() -> None:
+    """Set every community's counter from its memberships (after rows written in bulk)."""
+    db.session.execute(update(Community).values(member_total=_counted_members()))
+
+
+def verify_member_counts() -> list[str]:
+    """Each community whose counter differs from its memberships, said in a line."""
+    rows = db.session.execute(select(Community.slug, Community.member_total, _counted_members()).order_by(Community.id))
+    return [f"{slug}: counter {kept}, memberships {actual}" for slug, kept, actual in rows if kept != actual]

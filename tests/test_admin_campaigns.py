@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from models import AuditEntry, Membership, db
+from models import AuditEntry, db
 from models.campaigns import Campaign
 from models.garage import Car, CarMake, CarSeries
 from models.nonces import new_nonce
@@ -28,7 +28,7 @@ def member(factories, *, nickname=None, phone=None, level=1, idle_days=0, opted_
                           level_number=level, marketing_opt_in=opted_in)
     user.last_active_on = shanghai_day(utcnow()) - timedelta(days=idle_days)
     for community in communities:
-        db.session.add(Membership(user_id=user.id, community_id=community.id))
+        community.join(user)
     for car_series, year in cars:
         db.session.add(Car(owner_id=user.id, make_id=car_series.make_id, series_id=car_series.id, model_year=year,
                            energy=car_series.energy))

@@ -1,7 +1,7 @@
 """Communities: pages, join and leave in place, the home page."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from models import Membership, db
 
@@ -102,3 +102,47 @@ def test_a_member_joins_every_community_one_after_another(login_as, factories, c
     for slug in ("women", "modding", "newcomers"):
         assert communities[slug].has_member(newcomer) is False
         assert f'action="/c/{slug}/join"' in client.get(f"/c/{slug}").get_data(as_text=True)
+
+
+def test_member_counters_follow_joins_and_leaves_and_verify_against_the_rows(factories, communities, runner):
+    """The counter a page shows is the memberships' number, kept in the transaction that joins
+    or leaves; `flask communities verify` finds a counter that drifted from the rows."""
+    members = [factories.user() for _ in range(3)]
+    for member in members:
+        communities["ev"].join(member)
+        communities["ev"].join(member)  # a repeat counts nothing
+    communities["women"].join(members[0])
+    communities["ev"].leave(members[1])
+    communities["ev"].leave(members[1])  # nor does leaving twice
+    db.session.commit()
+    assert communities["ev"].member_count() == 2 and communities["women"].member_count() == 1
+    assert communities["modding"].member_count() == 0
+    result = runner.invoke(args=["communities", "verify"])
+    assert result.exit_code == 0 and "0 mismatches" in result.output
+
+    db.session.execute(Membership.__table__.delete().where(Membership.user_id == members[0].id))
+    db.session.commit()
+    result = runner.invoke(args=["communities", "verify"])
+    assert result.exit_code == 1
+    assert "ev: counter 2, memberships 1" in result.output and "women: counter 1, memberships 0" in result.output
+
+
+def test_the_home_and_community_list_read_the_counters_without_counting_memberships(login_as, factories, communities):
+    member = factories.user()
+    for slug in ("ev", "women"):
+        communities[slug].join(member)
+    db.session.commit()
+    client = login_as(member)
+    client.get("/")  # the first request of a session records the day
+    statements = []
+
+    def seen(_conn, _cursor, statement, *_rest):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        for path in ("/", "/communities"):
+            assert "1 位" in client.get(path).get_data(as_text=True)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if "count(" in s.lower() and "memberships" in s], statements

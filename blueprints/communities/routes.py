@@ -17,7 +17,7 @@ bp = Blueprint("communities", __name__)
 def index():
     """All communities with member counts and the viewer's membership."""
     communities = Community.all_ordered()
-    counts = Community.member_counts([c.id for c in communities])
+    counts = Community.member_counts(communities)
     return render_template(
         "communities/index.html", communities=communities, counts=counts, joined=member_community_ids(current_user)
     )

@@ -33,7 +33,7 @@ def home():
                       more_url=more_url)
     mine = [c for c in communities if c.id in joined]
     others = [c for c in communities if c.id not in joined]
-    counts = Community.member_counts([c.id for c in communities])
+    counts = Community.member_counts(communities)
 
     return render("main/home.html", mine=mine, others=others, counts=counts, joined=joined, stories=stories,
                   next_ticket=next_ticket(current_user), stats=stats, sort=sort, sort_endpoint=("main.home", {}), next_cursor=next_cursor, more_url=more_url)
