@@ -27,8 +27,8 @@ class Community(db.Model):
     # Colours live in CSS (theme-<name>), never inline: the CSP forbids inline styles.
     theme: Mapped[str] = mapped_column(String(20), nullable=False, default="blue")
     position: Mapped[int] = mapped_column(nullable=False, default=0)
-    # The number of memberships, kept by join() and leave() in their own transaction so no page
-    # counts all the memberships; `flask communities verify` checks it against them.
+    # The number of memberships, moved by join() and leave() in the transaction that adds or
+    # removes the row, so no page counts them all; `flask communities verify` checks it.
     member_total: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 
