@@ -14,6 +14,7 @@ from models.activity import backfill
 from models.communities import verify_member_counts
 from models.loyalty import adjust, balance_of, verify_ledger
 from models.outbox import JobRow, registered, retry_failed
+from models.stories import verify_story_counts
 from models.types import utcnow
 from services.jobs import run_worker
 
@@ -106,6 +107,20 @@ def verify_communities():
         sys.exit(1)
 
 
+stories_cli = AppGroup("stories", help="Stories (models/stories.py).")
+
+
+@stories_cli.command("verify")
+def verify_stories():
+    """Check every story's kept like and comment counts against the rows (exit 1 on a mismatch)."""
+    wrong, lines = verify_story_counts()
+    for line in lines:
+        click.echo(line)
+    click.echo(f"story counts: {wrong} mismatches")
+    if wrong:
+        sys.exit(1)
+
+
 activity_cli = AppGroup("activity", help="Members' active days (models/activity.py).")
 
 
@@ -179,5 +194,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(points_cli)
     app.cli.add_command(activity_cli)
     app.cli.add_command(communities_cli)
+    app.cli.add_command(stories_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(worker)

@@ -119,7 +119,7 @@ def generate(app, factor: float = 1.0, seed: int = 1, log=print) -> dict:
     from models.loyalty.ledger import PointsPosting, expiry_for
     from models.loyalty.rules import EarningRule, Level
     from models.search_index import StoryTerm
-    from models.stories import Story
+    from models.stories import Story, recount_stories
     from models.types import shanghai_day, utcnow
 
     rng = random.Random(seed)
@@ -212,6 +212,7 @@ def generate(app, factor: float = 1.0, seed: int = 1, log=print) -> dict:
                        "status": "published", "created_at": min(now, story_at[story] + timedelta(minutes=n % 4000 + 1))}
 
         _insert(Comment, comment_rows())
+        recount_stories()  # the counts each story keeps, for the rows written in bulk
         db.session.commit()
         log(f"[scale] {len(pairs):,} likes and {sizes['comments']:,} comments in {since('likes and comments'):.1f} s")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, and_, delete, func, or_, select
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
@@ -54,10 +54,34 @@ class Comment(db.Model):
     story = relationship("Story")
 
 
-# -- likes: one row per (story, member); counts are COUNT(*) ---------------------------------
+# -- the counts a story keeps: likes, and published comments (replies included) --------------
+
+def move_counts(story, **changes: int) -> None:
+    """Move STORY's kept counts in SQL, in the transaction that adds or removes the row counted
+    (two likes at the same moment both count), then read them afresh. This locks the story's
+    row until the commit, so callers do it after any member lock (PostgreSQL would otherwise
+    deadlock a like waiting for its author against the author commenting on the same story).
+    The story's class comes from the story: models/stories.py imports this module."""
+    cls = type(story)
+    values = {name: getattr(cls, name) + change for name, change in changes.items()}
+    db.session.execute(update(cls).where(cls.id == story.id).values(**values)
+                       .execution_options(synchronize_session=False))
+    db.session.expire(story, list(changes))
+
+
+def set_comment_status(comment: Comment, status: str, story=None) -> None:
+    """Every change of a comment's status goes through here, so the story's comment count
+    follows it into and out of "published"."""
+    was_counted = comment.status == "published"
+    comment.status = status
+    if was_counted != (status == "published"):
+        move_counts(story or comment.story, comment_count=1 if status == "published" else -1)
+
+
+# -- likes: one row per (story, member) -------------------------------------------------------
 
 def like_count(story) -> int:
-    return db.session.scalar(select(func.count()).select_from(StoryLike).where(StoryLike.story_id == story.id))
+    return story.like_count
 
 
 def has_liked(story, member) -> bool:
@@ -83,6 +107,7 @@ def like(story, member) -> bool:
         return False
     if member.id != story.author_id:
         award(story.author, "like_received", cause=story, key=f"like:{story.id}:{member.id}")
+    move_counts(story, like_count=1)  # after the author's lock: members first, then the story row
     return True
 
 
@@ -91,6 +116,8 @@ def unlike(story, member) -> bool:
     result = db.session.execute(
         delete(StoryLike).where(StoryLike.story_id == story.id, StoryLike.user_id == member.id)
     )
+    if result.rowcount:
+        move_counts(story, like_count=-1)
     return bool(result.rowcount)
 
 
@@ -133,12 +160,13 @@ def add_comment(story, author, body: str, parent_id: int | None = None, nonce: s
                 notify(story.author, "comment_received", params, link=link, dedupe_key=f"comment:{comment.id}")
         elif parent.author_id != author.id:
             notify(parent.author, "reply_received", params, link=link, dedupe_key=f"reply:{comment.id}")
+        move_counts(story, comment_count=1)  # last: members are locked before the story row
     return comment
 
 
 def delete_comment(comment: Comment) -> None:
     """Soft delete by its author: a placeholder while it has replies, else gone from the page."""
-    comment.status = "deleted"
+    set_comment_status(comment, "deleted")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from models import N_, DomainError, db
 from models.audit import audit
 from models.communities import Community
 from models.content_filter import ProhibitedWord
-from models.engagement import Comment
+from models.engagement import Comment, set_comment_status
 from models.loyalty.ledger import award, reverse_earnings
 from models.notifications import notify
 from models.outbox import enqueue
@@ -130,10 +130,18 @@ def file_report(reporter, target, reason: str, note: str = "") -> tuple[Report, 
     return report, True
 
 
+def _set_status(target, status: str) -> None:
+    """A comment's status moves its story's comment count; a story's is its own."""
+    if isinstance(target, Comment):
+        set_comment_status(target, status)
+    else:
+        target.status = status
+
+
 def _hide(target, moderator, note: str, action: str) -> None:
     """Hide TARGET for a violation: out of every list, earnings of a story reversed, author told."""
     before = _state(target)
-    target.status = "hidden"
+    _set_status(target, "hidden")
     target.hidden_at = utcnow()
     target.hidden_note = note[:NOTE_MAX]
     db.session.flush()
@@ -168,7 +176,7 @@ def restore(target, moderator) -> None:
     if target.status != "hidden":
         raise DomainError(N_("Only hidden content can be restored."))
     before = _state(target)
-    target.status = "published"
+    _set_status(target, "published")
     target.hidden_at = None
     target.hidden_note = None
     db.session.flush()
@@ -182,7 +190,7 @@ def approve(target, moderator) -> None:
     if target.status != "review":
         raise DomainError(N_("Only content under review can be approved."))
     before = _state(target)
-    target.status = "published"
+    _set_status(target, "published")
     db.session.flush()
     if isinstance(target, Story):
         award(target.author, "story_posted", cause=target, key=f"story:{target.id}")
@@ -227,11 +235,11 @@ def confirm_report(report: Report, moderator, note: str = "") -> None:
     """The report is right: its target is hidden (if still shown) with a note, and a confirmed
     report of false vehicle information rewards the reporter (once)."""
     target = _close_report(report, moderator, "confirmed")
+    if report.reason == "false_info":  # first: a member's lock comes before a story row's (hiding a comment)
+        award(report.reporter, "confirmed_report", cause=report, key=f"report:{report.id}")
     if target.status in ("published", "review"):
         note = " ".join((note or "").split()) or REPORT_REASONS[report.reason]
         _hide(target, moderator, note, "hide")
-    if report.reason == "false_info":
-        award(report.reporter, "confirmed_report", cause=report, key=f"report:{report.id}")
 
 
 def dismiss_report(report: Report, moderator) -> None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import abort
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, case, func, or_, select
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, func, or_, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
@@ -65,6 +65,10 @@ class Story(db.Model):
     hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     hidden_note: Mapped[str | None] = mapped_column(String(200))
     create_nonce: Mapped[str | None] = mapped_column(String(64))
+    # Kept by models/engagement.py in the transaction that adds or removes what they count
+    # (likes; published comments, replies included); `flask stories verify` checks them.
+    like_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    comment_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
 
     author = relationship("User")
     community = relationship("Community")
@@ -353,20 +357,40 @@ class CardStats:
 
 
 def card_stats(stories: list[Story], viewer=None) -> dict[int, CardStats]:
-    """Like and comment counts of STORIES and whether VIEWER liked each: two queries in all."""
-    stats = {s.id: CardStats() for s in stories}
-    if not stats:
-        return stats
+    """Like and comment counts of STORIES (kept on each story) and whether VIEWER liked each:
+    one query for a member, none for a visitor."""
+    stats = {s.id: CardStats(likes=s.like_count, comments=s.comment_count) for s in stories}
     viewer_id = viewer.id if viewer is not None and getattr(viewer, "is_authenticated", False) else None
-    liked = func.max(case((StoryLike.user_id == viewer_id, 1), else_=0)) if viewer_id else func.max(0)
-    for story_id, count, mine in db.session.execute(
-        select(StoryLike.story_id, func.count(), liked).where(StoryLike.story_id.in_(list(stats)))
-        .group_by(StoryLike.story_id)
-    ):
-        stats[story_id].likes, stats[story_id].liked = count, bool(mine)
-    for story_id, count in db.session.execute(
-        select(Comment.story_id, func.count()).where(Comment.story_id.in_(list(stats)), Comment.status == "published")
-        .group_by(Comment.story_id)
-    ):
-        stats[story_id].comments = count
+    if stats and viewer_id:
+        for story_id in db.session.scalars(
+            select(StoryLike.story_id).where(StoryLike.user_id == viewer_id, StoryLike.story_id.in_(list(stats)))
+        ):
+            stats[story_id].liked = True
     return stats
+
+
+def _counted(kind):
+    """The number a story's kept count should hold, from the rows (a correlated subquery)."""
+    if kind == "likes":
+        query = select(func.count()).select_from(StoryLike).where(StoryLike.story_id == Story.id)
+    else:
+        query = select(func.count()).select_from(Comment).where(Comment.story_id == Story.id,
+                                                                Comment.status == "published")
+    return query.correlate(Story).scalar_subquery()
+
+
+def recount_stories() -> None:
+    """Set every story's kept counts from the rows (after rows written in bulk)."""
+    db.session.execute(update(Story).values(like_count=_counted("likes"), comment_count=_counted("comments"))
+                       .execution_options(synchronize_session=False))
+
+
+def verify_story_counts(limit: int = 20) -> tuple[int, list[str]]:
+    """The number of stories whose kept counts differ from their rows, and the first LIMIT of
+    them said in a line each."""
+    likes, comments = _counted("likes"), _counted("comments")
+    wrong = select(Story.id, Story.like_count, likes, Story.comment_count, comments).where(
+        or_(Story.like_count != likes, Story.comment_count != comments)).order_by(Story.id)
+    rows = db.session.execute(wrong).all()
+    return len(rows), [f"story {sid}: likes kept {kl}, rows {rl}; comments kept {kc}, rows {rc}"
+                       for sid, kl, rl, kc, rc in rows[:limit]]

@@ -7,10 +7,11 @@ import pytest
 from sqlalchemy import func, select
 
 from models import EarningRule, Notification, ProhibitedWord, Story, db
-from models.engagement import COMMENT_MAX, Comment, StoryLike, add_comment
+from models.engagement import COMMENT_MAX, Comment, StoryLike, add_comment, delete_comment
+from models.moderation import approve, hide, restore
 from models.nonces import new_nonce
 from models.loyalty import PointsPosting
-from models.stories import StoryInput, delete_story, save_story
+from models.stories import StoryInput, card_stats, delete_story, save_story
 from tests.html import assert_no_inline_code
 from tests.live import LiveServer, fire_at_once, session_cookie_for
 
@@ -35,8 +36,11 @@ def member(factories, n: int, verified: bool = True, nickname: str | None = None
 
 
 def likes_of(story) -> int:
+    """The likes' rows, after checking the count the story keeps says the same."""
     db.session.rollback()  # see what other connections committed
-    return db.session.scalar(select(func.count()).select_from(StoryLike).where(StoryLike.story_id == story.id))
+    rows = db.session.scalar(select(func.count()).select_from(StoryLike).where(StoryLike.story_id == story.id))
+    assert db.session.get(Story, story.id).like_count == rows, "the kept count follows the rows"
+    return rows
 
 
 def like_postings(user) -> int:
@@ -305,3 +309,46 @@ def test_the_story_page_with_likes_and_comments_passes_the_csp(login_as, factori
     assert "&lt;script&gt;" in html, "comment text is escaped"
     buttons = [attrs for tag, attrs in tags.tags if tag == "button" and "like-button" in attrs.get("class", "")]
     assert buttons and buttons[0]["aria-pressed"] == "true"
+
+
+def test_a_storys_kept_counts_follow_likes_comments_and_moderation(login_as, factories, author, story, runner):
+    """What a card shows without counting rows: likes (unlike and a repeat included) and published
+    comments (a reply counts; one under review, deleted or hidden does not, a restored one again);
+    `flask stories verify` finds a count that drifted from its rows."""
+    fans = [member(factories, i) for i in range(3)]
+    moderator = factories.user(role="moderator", community=story.community)
+    for fan in fans:
+        login_as(fan).post(f"/stories/{story.id}/like", headers=HX)
+    login_as(fans[0]).post(f"/stories/{story.id}/like", headers=HX)  # a repeat: still one like
+    login_as(fans[1]).post(f"/stories/{story.id}/unlike", headers=HX)
+    top = add_comment(story, fans[0], "冬天开空调掉多少？")
+    add_comment(story, fans[1], "大概一成。", parent_id=top.id)
+    db.session.add(ProhibitedWord(word="加微信", action="review"))
+    held = add_comment(story, fans[2], "加微信细聊")
+    db.session.commit()
+
+    def counts():
+        db.session.expire_all()
+        kept = db.session.get(Story, story.id)
+        return kept.like_count, kept.comment_count
+
+    assert counts() == (2, 2)
+    approve(held, moderator)
+    assert counts() == (2, 3)
+    hide(top, moderator, "广告")
+    assert counts() == (2, 2)
+    restore(top, moderator)
+    assert counts() == (2, 3)
+    delete_comment(held)
+    db.session.commit()
+    assert counts() == (2, 2)
+    shown = card_stats([db.session.get(Story, story.id)], fans[0])[story.id]
+    assert (shown.likes, shown.comments, shown.liked) == (2, 2, True)
+    result = runner.invoke(args=["stories", "verify"])
+    assert result.exit_code == 0 and "0 mismatches" in result.output
+
+    db.session.execute(StoryLike.__table__.delete().where(StoryLike.user_id == fans[0].id))
+    db.session.commit()
+    result = runner.invoke(args=["stories", "verify"])
+    assert result.exit_code == 1
+    assert f"story {story.id}: likes kept 2, rows 1; comments kept 2, rows 2" in result.output

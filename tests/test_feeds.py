@@ -10,7 +10,8 @@ import pytest
 
 from models import db
 from models.engagement import Comment, StoryLike
-from models.stories import FEED_SIZE, HOT_WINDOW_DAYS, StoryInput, StoryPhoto, card_stats, feed, hot_score, save_story
+from models.stories import (FEED_SIZE, HOT_WINDOW_DAYS, StoryInput, StoryPhoto, card_stats, feed, hot_score,
+                            recount_stories, save_story)
 from models.types import utcnow
 from tests.html import assert_no_inline_code
 
@@ -39,12 +40,14 @@ def make_story(author, community, title, hours_ago: float, photo=True):
 def like(story, users, at=None):
     for user in users:
         db.session.add(StoryLike(story_id=story.id, user_id=user.id, created_at=at or utcnow()))
+    recount_stories()  # rows written directly (with their times): the kept counts follow them
     db.session.commit()
 
 
 def comment(story, users, status="published"):
     for user in users:
         db.session.add(Comment(story_id=story.id, author_id=user.id, body="说得好", status=status))
+    recount_stories()
     db.session.commit()
 
 

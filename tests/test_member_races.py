@@ -173,3 +173,30 @@ def test_two_members_liking_each_others_stories_at_the_same_moment(app, factorie
             assert [r.status_code for r in responses] == [200, 200]
     assert postings(alice, "like_received") == rounds
     assert postings(bob, "like_received") == rounds
+
+
+def test_likes_and_the_authors_own_comments_on_one_story_at_the_same_moment(app, factories, writer, story):
+    """A like locks the author (to pay them) and then the story's row (its kept count); the
+    author's comment locks the author first too: the same order, so PostgreSQL never deadlocks
+    them, and the story's counts end equal to its rows."""
+    fans = [factories.user(login=f"1390001{i:04d}", verified=True) for i in range(8)]
+    db.session.commit()
+    own = session_cookie_for(app, writer)
+    fan_cookies = [session_cookie_for(app, fan) for fan in fans]
+
+    def like(cookie):
+        def call(http):
+            return http.post(f"{server.url}/stories/{story.id}/like", cookies={"session": cookie},
+                             headers={"HX-Request": "true"}, timeout=60)
+        return call
+
+    with LiveServer(app) as server:
+        responses = fire_at_once([like(c) for c in fan_cookies]
+                                 + [post_comment(server.url, own, story.id, f"回复第 {i} 位", new_nonce())
+                                    for i in range(4)])
+    assert_no_server_errors(responses)
+    assert all(r.status_code == 200 for r in responses)
+    db.session.rollback()
+    kept = db.session.get(Story, story.id)
+    assert (kept.like_count, kept.comment_count) == (8, 4)
+    assert count(Comment, story_id=story.id) == 4
