@@ -79,6 +79,10 @@ def test_seed_demo_fills_every_feed_past_its_first_page(app, runner):
     verified = runner.invoke(args=["points", "verify"])
     assert verified.exit_code == 0 and verified.output.strip().endswith(": 0 mismatches"), verified.output
     assert "checked 59 members" in verified.output  # 45 active ones and 14 who lapsed
+    # So do the counts stories and communities keep (issue #13).
+    for group in ("stories", "communities"):
+        kept = runner.invoke(args=[group, "verify"])
+        assert kept.exit_code == 0 and kept.output.strip().endswith(": 0 mismatches"), kept.output
 
     # Two finished campaigns with real numbers (issue #12): the win-back brought some of its
     # lapsed members back through their link, with the gift; the recall reached the owners.
