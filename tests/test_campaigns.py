@@ -132,7 +132,8 @@ def test_a_scheduled_campaign_waits_and_a_cancelled_one_never_goes(app, factorie
     clock.now = utcnow() + timedelta(hours=1, minutes=1)
     app.extensions["jobs"].run_due(utcnow() + timedelta(hours=1, minutes=1))
     assert len(service.to("m")) == 1 and fresh(row).status == "sent"
-    actions = db.session.scalars(select(AuditEntry.action).where(AuditEntry.target_type == "campaigns")).all()
+    actions = db.session.scalars(select(AuditEntry.action).where(AuditEntry.target_type == "campaigns")
+                                 .order_by(AuditEntry.id)).all()
     assert actions == ["campaign.create", "campaign.schedule", "campaign.cancel", "campaign.schedule"]
 
 

@@ -312,7 +312,8 @@ def test_admins_add_and_remove_words_and_a_new_block_word_refuses_a_story(login_
 
     assert admin.post(f"/admin/words/{row.id}/delete").status_code == 302
     assert db.session.scalar(select(ProhibitedWord).where(ProhibitedWord.word == "假货")) is None
-    actions = list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.target_type == "prohibited_words")))
+    actions = list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.target_type == "prohibited_words")
+                                      .order_by(AuditEntry.id)))  # PostgreSQL returns rows in no set order
     assert actions == ["word.add", "word.add", "word.delete"]
 
 
