@@ -110,6 +110,8 @@ def _ids(column) -> list[int]:
 
 def generate(app, factor: float = 1.0, seed: int = 1, log=print) -> dict:
     """Fill APP's empty, migrated database; returns the counts written and the ids benches use."""
+    from sqlalchemy import text
+
     from demo import ensure_communities
     from models import Membership, User, db
     from models.communities import recount_members
@@ -280,6 +282,10 @@ def generate(app, factor: float = 1.0, seed: int = 1, log=print) -> dict:
                     {User.level_number: number}, synchronize_session=False)
         db.session.commit()
         log(f"[scale] {sizes['postings']:,} postings in {since('ledger'):.1f} s ({rest:,} for the others)")
+        step("statistics")
+        db.session.execute(text("ANALYZE"))  # the planner's statistics, as a live database keeps them
+        db.session.commit()
+        log(f"[scale] statistics in {since('statistics'):.1f} s")
 
         return {"sizes": sizes, "viewer_id": viewer.id, "admin_id": admin.id, "big_story_id": big_story,
                 "event_id": next((e for e in reversed(events)), None)}

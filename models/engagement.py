@@ -26,7 +26,8 @@ class StoryLike(db.Model):
 
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    # Indexed: a later page of the hot feed asks which stories were liked since its first page.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow, index=True)
 
 
 class Comment(db.Model):
@@ -45,7 +46,7 @@ class Comment(db.Model):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), index=True)
     body: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(String(10), nullable=False, default="published")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow, index=True)
     hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     hidden_note: Mapped[str | None] = mapped_column(String(200))
     nonce: Mapped[str | None] = mapped_column(String(64))
@@ -61,12 +62,17 @@ def move_counts(story, **changes: int) -> None:
     (two likes at the same moment both count), then read them afresh. This locks the story's
     row until the commit, so callers do it after any member lock (PostgreSQL would otherwise
     deadlock a like waiting for its author against the author commenting on the same story).
+    The hot score moves with them: it is ln(likes + 2 × comments + 1) plus a term fixed at
+    publication (`models.stories.heat`), so it moves by the change of that logarithm.
     The story's class comes from the story: models/stories.py imports this module."""
     cls = type(story)
     values = {name: getattr(cls, name) + change for name, change in changes.items()}
+    before = cls.like_count + 2 * cls.comment_count + 1
+    after = values.get("like_count", cls.like_count) + 2 * values.get("comment_count", cls.comment_count) + 1
+    values["hot_score"] = cls.hot_score + func.ln(after) - func.ln(before)
     db.session.execute(update(cls).where(cls.id == story.id).values(**values)
                        .execution_options(synchronize_session=False))
-    db.session.expire(story, list(changes))
+    db.session.expire(story, [*changes, "hot_score"])
 
 
 def set_comment_status(comment: Comment, status: str, story=None) -> None:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+import math
+from datetime import datetime, timedelta, timezone
 
 from flask import abort
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, func, or_, select, update
+from sqlalchemy import (JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, event, func, literal, or_, select,
+                        union_all, update)
 from sqlalchemy import text as sql_text
-from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, selectinload
 
 from models import N_, DomainError, cursors, db
 from models.accounts import PhoneNotVerified
@@ -19,7 +21,7 @@ from models.outbox import enqueue
 from models.loyalty.ledger import award
 from models.referrals import qualify_referral
 from models.search_index import reindex_story
-from models.types import UTCDateTime, utcnow
+from models.types import UTCDateTime, likely, utcnow
 
 TITLE_MIN, TITLE_MAX = 2, 60
 BODY_MIN, BODY_MAX = 10, 10_000
@@ -42,6 +44,8 @@ class Story(db.Model):
         CheckConstraint("status IN ('draft') OR published_at IS NOT NULL", name="published_has_time"),
         Index("ix_stories_feed", "status", "published_at", "id"),
         Index("ix_stories_community_feed", "community_id", "status", "published_at", "id"),
+        Index("ix_stories_hot", "status", "hot_score", "id"),
+        Index("ix_stories_community_hot", "community_id", "status", "hot_score", "id"),
         # A community's featured stories, newest feature first: the few featured rows only.
         Index("ix_stories_featured", "community_id", "featured_at", "id",
               sqlite_where=sql_text("featured_at IS NOT NULL"), postgresql_where=sql_text("featured_at IS NOT NULL")),
@@ -69,6 +73,8 @@ class Story(db.Model):
     # (likes; published comments, replies included); `flask stories verify` checks them.
     like_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
     comment_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    # The hot feed's order, kept with the counts (see `hot_score`): one indexed, limited query.
+    hot_score: Mapped[float] = mapped_column(nullable=False, default=0.0, server_default="0")
 
     author = relationship("User")
     community = relationship("Community")
@@ -261,17 +267,32 @@ def delete_story(story: Story) -> None:
         enqueue("services.tasks.delete_photo_files", *keys)
 
 
-# -- feeds: "newest" (keyset on published_at, id) and "hot" (likes and comments decayed by age) --
+# -- feeds: "newest" (keyset on published_at, id) and "hot" (a kept score, see `heat`) --------
 
 FEED_SIZE = 10
 SORTS = ("newest", "hot")
 HOT_WINDOW_DAYS = 30  # the hot feed ranks the stories of the last 30 days
+HOT_HALF_LIFE_HOURS = 12  # a story's heat halves every 12 hours
+HOT_EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
-def hot_score(likes: int, comments: int, published_at: datetime, ref_time: datetime) -> float:
-    """(likes + 2 × comments + 1) / (hours since publication + 2) ^ 1.5, at REF_TIME."""
-    hours = max((ref_time - published_at).total_seconds() / 3600, 0.0)
-    return (likes + 2 * comments + 1) / (hours + 2) ** 1.5
+def heat(likes: int, comments: int, published_at: datetime) -> float:
+    """A story's hot score: ln(likes + 2 × comments + 1) + ln 2 × (hours since HOT_EPOCH at
+    publication) / HOT_HALF_LIFE_HOURS.
+
+    It is the logarithm of (engagement halved every HOT_HALF_LIFE_HOURS of age), up to a term
+    that every story shares at any moment: as all stories age alike, the order of two stories
+    changes only when one of them is liked or commented. So the score is kept on the story,
+    moved with its counts, and needs no periodic refresh; the feed is one indexed query."""
+    hours = (published_at - HOT_EPOCH).total_seconds() / 3600
+    return math.log(likes + 2 * comments + 1) + hours * math.log(2) / HOT_HALF_LIFE_HOURS
+
+
+@event.listens_for(Story.published_at, "set")
+def _heat_on_publication(story, published_at, _old, _initiator):
+    """A story's score starts when it is published (its counts are moved in SQL afterwards)."""
+    if published_at is not None:
+        story.hot_score = heat(story.like_count or 0, story.comment_count or 0, published_at)
 
 
 def _scoped(query, community_ids, author_id):
@@ -284,7 +305,8 @@ def _scoped(query, community_ids, author_id):
 
 
 def _with_cards(query):
-    return query.options(selectinload(Story.author), selectinload(Story.community), selectinload(Story.photos))
+    """Authors and communities joined in, photos in one more query: two queries a page."""
+    return query.options(joinedload(Story.author), joinedload(Story.community), selectinload(Story.photos))
 
 
 def feed(community_ids=None, author_id: int | None = None, cursor: str | None = None,
@@ -309,44 +331,53 @@ def feed(community_ids=None, author_id: int | None = None, cursor: str | None = 
 
 def hot_feed(community_ids=None, author_id: int | None = None, cursor: str | None = None,
              size: int = FEED_SIZE) -> tuple[list[Story], str | None]:
-    """The hot feed: stories of the last HOT_WINDOW_DAYS ranked by `hot_score`.
+    """The hot feed: stories of the last HOT_WINDOW_DAYS by their kept score, highest first.
 
     The first page fixes a reference time; the cursor carries it with the last story's
-    (score, id). Every page scores the same candidates (published by the reference time) with
-    the likes and comments made by the reference time only, so likes and comments arriving
-    while a member scrolls change no score: pages neither skip nor repeat. (Removals — an
-    unlike, a comment hidden — can still lower a score between pages; they are rare, and the
-    member sees fresh counts on the cards and a fresh ranking on the next full load.)
-    Scores are computed in Python over the window: one query for the candidates, one GROUP BY
-    for likes, one for comments, then the page's stories in bulk."""
+    (score, id), and every page ranks the stories by their score at the reference time: a
+    story liked or commented since then is placed by its counts minus what came later (one
+    query over the likes and comments made since, a few minutes' worth). So likes and comments
+    arriving while a member scrolls change no place: pages neither skip nor repeat. (Removals
+    — an unlike, a comment hidden — can still lower a score between pages; they are rare, and
+    the member sees a fresh ranking on the next full load.) Stories published after the
+    reference time wait for the next load."""
     after = cursors.decode("stories-hot", cursor, datetime, float, int)
     ref_time = after[0] if after else utcnow()
-    candidates = _scoped(select(Story.id, Story.published_at), community_ids, author_id).where(
-        Story.published_at <= ref_time, Story.published_at > ref_time - timedelta(days=HOT_WINDOW_DAYS)
-    )
-    published = dict(db.session.execute(candidates).all())
-    ids = select(candidates.subquery().c.id)
-    likes = dict(db.session.execute(
-        select(StoryLike.story_id, func.count()).where(StoryLike.story_id.in_(ids), StoryLike.created_at <= ref_time)
-        .group_by(StoryLike.story_id)
-    ).all())
-    comments = dict(db.session.execute(
-        select(Comment.story_id, func.count()).where(
-            Comment.story_id.in_(ids), Comment.status == "published", Comment.created_at <= ref_time
-        ).group_by(Comment.story_id)
-    ).all())
-    ranked = sorted(
-        ((hot_score(likes.get(i, 0), comments.get(i, 0), at, ref_time), i) for i, at in published.items()),
-        reverse=True,
-    )
-    if after is not None:
-        ranked = [key for key in ranked if key < (after[1], after[2])]
+    # The window is checked on the rows the score index hands over: it only trims the tail.
+    window = _with_cards(_scoped(select(Story), community_ids, author_id).where(likely(and_(
+        Story.published_at <= ref_time, Story.published_at > ref_time - timedelta(days=HOT_WINDOW_DAYS)))))
+    order = (Story.hot_score.desc(), Story.id.desc())
+    if after is None:
+        ranked = [(story.hot_score, story.id, story) for story in
+                  db.session.scalars(window.order_by(*order).limit(size + 1)).unique()]
+    else:
+        score, last_id = after[1], after[2]
+        moved = _moved_since(ref_time)
+        below = or_(Story.hot_score < score, and_(Story.hot_score == score, Story.id < last_id))
+        ranked = [(story.hot_score, story.id, story) for story in db.session.scalars(
+            window.where(below).order_by(*order).limit(size + 1 + len(moved))).unique() if story.id not in moved]
+        if moved:  # placed by their counts at the reference time
+            for story in db.session.scalars(window.where(Story.id.in_(list(moved)))).unique():
+                later_likes, later_comments = moved[story.id]
+                then = heat(max(story.like_count - later_likes, 0), max(story.comment_count - later_comments, 0),
+                            story.published_at)
+                if (then, story.id) < (score, last_id):
+                    ranked.append((then, story.id, story))
+            ranked.sort(key=lambda key: key[:2], reverse=True)
     page, more = ranked[:size], len(ranked) > size
-    by_id = {}
-    if page:
-        by_id = {s.id: s for s in db.session.scalars(_with_cards(select(Story).where(Story.id.in_([i for _, i in page]))))}
-    stories = [by_id[i] for _, i in page if i in by_id]
-    return stories, (cursors.encode("stories-hot", ref_time, *page[-1]) if more else None)
+    return [story for *_, story in page], (cursors.encode("stories-hot", ref_time, *page[-1][:2]) if more else None)
+
+
+def _moved_since(moment: datetime) -> dict[int, tuple[int, int]]:
+    """{story id: (likes, published comments)} made after MOMENT: one query on their times."""
+    made = union_all(
+        select(StoryLike.story_id.label("story_id"), literal(1).label("likes"), literal(0).label("comments"))
+        .where(StoryLike.created_at > moment),
+        select(Comment.story_id, literal(0), literal(1)).where(Comment.created_at > moment, Comment.status == "published"),
+    ).subquery()
+    rows = db.session.execute(select(made.c.story_id, func.sum(made.c.likes), func.sum(made.c.comments))
+                              .group_by(made.c.story_id))
+    return {story_id: (int(likes), int(comments)) for story_id, likes, comments in rows}
 
 
 @dataclass
@@ -380,17 +411,34 @@ def _counted(kind):
 
 
 def recount_stories() -> None:
-    """Set every story's kept counts from the rows (after rows written in bulk)."""
+    """Set every story's kept counts from the rows, and its hot score from them (after rows
+    written in bulk)."""
     db.session.execute(update(Story).values(like_count=_counted("likes"), comment_count=_counted("comments"))
                        .execution_options(synchronize_session=False))
+    scores = [{"id": story_id, "hot_score": heat(likes, comments, at)} for story_id, likes, comments, at
+              in db.session.execute(_published_counts())]
+    if scores:  # an UPDATE by primary key for each
+        db.session.execute(update(Story).execution_options(synchronize_session=False), scores)
+    db.session.expire_all()
+
+
+def _published_counts():
+    return select(Story.id, Story.like_count, Story.comment_count, Story.published_at).where(
+        Story.published_at.is_not(None))
 
 
 def verify_story_counts(limit: int = 20) -> tuple[int, list[str]]:
-    """The number of stories whose kept counts differ from their rows, and the first LIMIT of
-    them said in a line each."""
+    """The number of stories whose kept counts differ from their rows or whose hot score
+    differs from their counts, and the first LIMIT of them said in a line each."""
     likes, comments = _counted("likes"), _counted("comments")
     wrong = select(Story.id, Story.like_count, likes, Story.comment_count, comments).where(
         or_(Story.like_count != likes, Story.comment_count != comments)).order_by(Story.id)
     rows = db.session.execute(wrong).all()
-    return len(rows), [f"story {sid}: likes kept {kl}, rows {rl}; comments kept {kc}, rows {rc}"
-                       for sid, kl, rl, kc, rc in rows[:limit]]
+    lines = [f"story {sid}: likes kept {kl}, rows {rl}; comments kept {kc}, rows {rc}" for sid, kl, rl, kc, rc in rows]
+    for story_id, kept, like_count, comment_count, at in db.session.execute(
+            select(Story.id, Story.hot_score, Story.like_count, Story.comment_count, Story.published_at)
+            .where(Story.published_at.is_not(None)).order_by(Story.id)):
+        expected = heat(like_count, comment_count, at)
+        if not math.isclose(kept, expected, rel_tol=0, abs_tol=1e-6):
+            lines.append(f"story {story_id}: hot score kept {kept:.6f}, from its counts {expected:.6f}")
+    return len(lines), lines[:limit]

@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, TypeDecorator
+from sqlalchemy import Boolean, DateTime, TypeDecorator
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 
 def utcnow() -> datetime:
@@ -57,3 +59,24 @@ def add_months(day: date, months: int) -> date:
         except ValueError:
             continue
     raise ValueError(day)
+
+
+class likely(FunctionElement):
+    """A condition most rows meet, to be checked on the rows an index hands over rather than
+    searched by: SQLite's planner is told so (`likelihood`), or a range on a time column makes
+    it search by the range and sort every row found instead of reading the ordered index for
+    the first few; other databases get the plain condition (their statistics say as much)."""
+
+    type = Boolean()
+    name = "likely"
+    inherit_cache = True
+
+
+@compiles(likely)
+def _likely(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(likely, "sqlite")
+def _likely_sqlite(element, compiler, **kw):
+    return f"likelihood({compiler.process(element.clauses, **kw)}, 0.99)"

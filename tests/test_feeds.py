@@ -10,7 +10,7 @@ import pytest
 
 from models import db
 from models.engagement import Comment, StoryLike
-from models.stories import (FEED_SIZE, HOT_WINDOW_DAYS, StoryInput, StoryPhoto, card_stats, feed, hot_score,
+from models.stories import (FEED_SIZE, HOT_WINDOW_DAYS, StoryInput, StoryPhoto, HOT_HALF_LIFE_HOURS, card_stats, feed, heat,
                             recount_stories, save_story)
 from models.types import utcnow
 from tests.html import assert_no_inline_code
@@ -60,12 +60,34 @@ def next_url(html: str) -> str | None:
     return match.group(1).replace("&amp;", "&") if match else None
 
 
-def test_hot_score_rewards_likes_and_comments_and_decays_with_age():
+def test_heat_rewards_likes_and_comments_and_halves_every_half_life():
     now = utcnow()
-    assert hot_score(0, 0, now, now) == 1 / 2 ** 1.5
-    assert hot_score(3, 0, now, now) < hot_score(1, 2, now, now)  # a comment counts twice
-    assert hot_score(5, 0, now - timedelta(hours=10), now) < hot_score(5, 0, now - timedelta(hours=1), now)
-    assert hot_score(0, 0, now + timedelta(hours=1), now) == hot_score(0, 0, now, now)  # never negative age
+    assert heat(3, 0, now) < heat(1, 2, now)  # a comment counts twice
+    assert heat(5, 0, now - timedelta(hours=10)) < heat(5, 0, now - timedelta(hours=1))
+    # Twice the engagement (likes + 2 × comments + 1) is worth exactly one half-life of age.
+    older = now - timedelta(hours=HOT_HALF_LIFE_HOURS)
+    assert heat(1, 0, older) == pytest.approx(heat(0, 0, now)) and heat(3, 2, older) == pytest.approx(heat(3, 0, now))
+
+
+def test_a_story_keeps_its_heat_through_likes_comments_and_moderation(author, communities, fans):
+    """The kept score is always the score of the kept counts, and `stories verify` says so."""
+    from models.engagement import add_comment, delete_comment, like as like_story, unlike
+    from models.stories import verify_story_counts
+
+    story = make_story(author, communities["ev"], "热度跟着计数走", hours_ago=5)
+    for fan in fans[:4]:
+        like_story(story, fan)
+    comment_ = add_comment(story, author, "谢谢大家")
+    unlike(story, fans[1])
+    db.session.commit()
+    assert story.hot_score == pytest.approx(heat(3, 1, story.published_at))
+    delete_comment(comment_)
+    db.session.commit()
+    assert story.hot_score == pytest.approx(heat(3, 0, story.published_at)) and verify_story_counts() == (0, [])
+    story.hot_score += 1
+    db.session.commit()
+    wrong, lines = verify_story_counts()
+    assert wrong == 1 and f"story {story.id}: hot score kept" in lines[0]
 
 
 def test_hot_order_reflects_likes_comments_and_age(author, communities, fans):

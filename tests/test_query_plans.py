@@ -1,5 +1,5 @@
 """Lists that must not read a whole table (issue #13): each one's query can be answered from
-its index. The plan is asked of the database itself — SQLite's EXPLAIN QUERY PLAN, or
+its index, in its order. The plan is asked of the database itself — SQLite's EXPLAIN QUERY PLAN, or
 PostgreSQL's EXPLAIN with sequential scans, bitmap scans and sorts priced out (a test database
 is too small for the planner to prefer an index on its own, and its statistics change with the
 tests run before, so this asks whether an index can hand the rows over in the list's order, not
@@ -13,6 +13,7 @@ from sqlalchemy import event
 
 from models import db
 from models.moderation import featured_stories
+from models.stories import feed
 
 
 @contextmanager
@@ -45,7 +46,9 @@ def _plan(statement, parameters) -> str:
 @pytest.mark.parametrize("table, index, run", [
     ("stories", "ix_stories_featured", lambda communities: featured_stories(communities["ev"].id)),
     ("users", "ix_memberships_community_joined", lambda communities: communities["ev"].recent_members()),
-], ids=["featured stories", "newest members"])
+    ("stories", "ix_stories_community_hot", lambda communities: feed([communities["ev"].id], sort="hot")),
+    ("stories", "ix_stories_hot", lambda communities: feed([c.id for c in communities.values()], sort="hot")),
+], ids=["featured stories", "newest members", "a community's hot stories", "hot stories of all communities"])
 def test_a_community_page_list_reads_its_index(communities, factories, table, index, run):
     member = factories.user()
     communities["ev"].join(member)
