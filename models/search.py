@@ -7,17 +7,16 @@ summed weights (title terms count three times).
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from markupsafe import Markup, escape
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from models import cursors, db
 from models.search_index import StoryTerm, normalize, query_terms, reindex_story
 from models.stories import Story
 
 RESULTS_MAX = 20
+CANDIDATES_MAX = 1000  # stories a query ranks at most: see `search`
 
 
 def reindex_all(batch: int = 200) -> int:
@@ -36,34 +35,51 @@ def reindex_all(batch: int = 200) -> int:
 
 
 def search(query: str, limit: int = RESULTS_MAX, cursor: str | None = None):
-    """Published stories having every term of QUERY, best first (summed weights, then newest).
+    """Published stories having every term of QUERY, best first (summed weights, then newest
+    written), among at most CANDIDATES_MAX candidates.
 
-    Returns (stories, terms, next cursor or None); keyset pages on (rank, published_at, id),
-    no OFFSET. Authors and communities load in bulk: three queries in all."""
+    The candidates are the best-weighted stories of the query's rarest term, read in order
+    from the index (term, weight, story id), so a common word costs the same as a rare one:
+    for a one-term query they are exactly the best results; for more terms, a story outside
+    its rarest term's best CANDIDATES_MAX is not found (past that many, a member refines the
+    query rather than scrolls). Returns (stories, terms, next cursor or None); keyset pages on
+    (rank, id), no OFFSET. Three queries at most, with the cards' authors and communities."""
     terms = query_terms(query)
     if not terms:
         return [], terms, None
+    candidates = (select(StoryTerm.story_id).where(StoryTerm.term == _rarest(terms))
+                  .order_by(StoryTerm.weight.desc(), StoryTerm.story_id.desc()).limit(CANDIDATES_MAX))
     rank = func.sum(StoryTerm.weight)
     matches = (
-        select(Story.id, rank.label("rank"))
-        .join(StoryTerm, StoryTerm.story_id == Story.id)
-        .where(StoryTerm.term.in_(terms), Story.status == "published")
-        .group_by(Story.id, Story.published_at)
+        select(StoryTerm.story_id.label("id"), rank.label("rank"))
+        .where(StoryTerm.story_id.in_(candidates), StoryTerm.term.in_(terms))
+        .group_by(StoryTerm.story_id)
         .having(func.count() == len(terms))
     )
-    after = cursors.decode("search", cursor, int, datetime, int)
+    after = cursors.decode("search", cursor, int, int)
     if after is not None:
-        r, at, story_id = after
-        matches = matches.having(or_(rank < r, and_(rank == r, or_(
-            Story.published_at < at, and_(Story.published_at == at, Story.id < story_id)))))
-    matches = matches.order_by(rank.desc(), Story.published_at.desc(), Story.id.desc()).limit(limit + 1).subquery()
+        r, story_id = after
+        matches = matches.having(or_(rank < r, and_(rank == r, StoryTerm.story_id < story_id)))
+    matches = matches.subquery()
     rows = db.session.execute(
-        select(Story, matches.c.rank).join(matches, matches.c.id == Story.id)
-        .options(selectinload(Story.author), selectinload(Story.community))
+        select(Story, matches.c.rank).join(matches, matches.c.id == Story.id).where(Story.status == "published")
+        .order_by(matches.c.rank.desc(), Story.id.desc()).limit(limit + 1)
+        .options(joinedload(Story.author), joinedload(Story.community))
     ).all()
-    rows.sort(key=lambda row: (-row[1], -row[0].published_at.timestamp(), -row[0].id))
     more, rows = len(rows) > limit, rows[:limit]
-    return [story for story, _ in rows], terms, (cursors.encode("search", rows[-1][1], rows[-1][0].published_at, rows[-1][0].id) if more else None)
+    return [story for story, _ in rows], terms, (cursors.encode("search", rows[-1][1], rows[-1][0].id) if more else None)
+
+
+def _rarest(terms: list[str]) -> str:
+    """The term fewest stories have (counting each to CANDIDATES_MAX + 1 only): one query, none
+    for a single term."""
+    if len(terms) == 1:
+        return terms[0]
+    capped = [select(func.count()).select_from(
+        select(StoryTerm.story_id).where(StoryTerm.term == term).limit(CANDIDATES_MAX + 1).subquery()
+    ).scalar_subquery() for term in terms]
+    counts = db.session.execute(select(*capped)).one()
+    return min(zip(counts, range(len(terms)), terms))[2]
 
 
 # -- highlighting: everything escaped, matches wrapped in <mark> -----------------------------

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections import Counter
 
-from sqlalchemy import ForeignKey, String, delete, insert
+from sqlalchemy import ForeignKey, Index, String, delete, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models import db
@@ -32,9 +32,11 @@ class StoryTerm(db.Model):
     stories with an indexed lookup on SQLite and PostgreSQL alike."""
 
     __tablename__ = "story_terms"
+    # A term's stories best-weighted first, read in order and capped by a search.
+    __table_args__ = (Index("ix_story_terms_ranked", "term", "weight", "story_id"),)
 
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True)
-    term: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+    term: Mapped[str] = mapped_column(String(40), primary_key=True)
     weight: Mapped[int] = mapped_column(nullable=False, default=1)
 
 

@@ -191,3 +191,30 @@ def test_reindex_all_rebuilds_the_index(stories):
     assert reindex_all(batch=2) == 3
     db.session.commit()
     assert titles("电池") == ["冬季续航记录"] and titles("保养") == ["第一次去门店"]
+
+
+def test_a_common_term_ranks_only_its_best_candidates(monkeypatch, author, communities, stories):
+    """A word in every story costs the same as a rare one: the search ranks the best-weighted
+    CANDIDATES_MAX stories of the query's rarest term, read in order from the index."""
+    import models.search
+
+    monkeypatch.setattr(models.search, "CANDIDATES_MAX", 5)
+    plain = [publish(author, communities["ev"], f"随手记{i}", "今天聊聊电池的保温。") for i in range(8)]
+    titled = publish(author, communities["ev"], "电池电池", "标题里就有两次电池。")
+    found = search("电池", limit=100)[0]
+    assert len(found) == 5 and found[0].id == titled.id  # the title match first, then the newest
+    assert [s.id for s in found[1:]] == [s.id for s in reversed(plain)][:4]
+
+
+def test_the_rarest_term_picks_the_candidates(monkeypatch, author, communities, stories):
+    import models.search
+
+    monkeypatch.setattr(models.search, "CANDIDATES_MAX", 3)
+    for i in range(6):
+        publish(author, communities["ev"], f"电池日记{i}", "电池电池电池，又是电池。")
+    oldest_with_both = publish(author, communities["ev"], "一次保养", "顺便请师傅看了看电池的健康度。")
+    for i in range(3):
+        publish(author, communities["ev"], f"电池日记后{i}", "电池电池电池，还是电池。")
+    # 电池 has ten stories, 保养 two: the candidates are 保养's, so the story with both is found
+    # although it is far from 电池's best three.
+    assert [s.id for s in search("电池 保养")[0]] == [oldest_with_both.id]

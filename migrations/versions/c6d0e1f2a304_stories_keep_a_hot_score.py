@@ -1,4 +1,5 @@
-"""stories keep their hot score (ranked by one indexed, limited query)
+"""stories keep their hot score (ranked by one indexed, limited query); the search index reads
+a term's stories best-weighted first
 
 Revision ID: c6d0e1f2a304
 Revises: b5c9d0e1f203
@@ -39,6 +40,10 @@ def upgrade():
     # A later hot page ranks by the score at its reference time: the likes and comments since.
     op.create_index('ix_story_likes_created_at', 'story_likes', ['created_at'])
     op.create_index('ix_comments_created_at', 'comments', ['created_at'])
+    # A search reads its rarest term's best-weighted stories in order (models/search.py); the
+    # index on the term alone becomes redundant.
+    op.create_index('ix_story_terms_ranked', 'story_terms', ['term', 'weight', 'story_id'])
+    op.drop_index('ix_story_terms_term', table_name='story_terms')
     connection = op.get_bind()
     rows = connection.execute(sa.text(
         "SELECT id, like_count, comment_count, published_at FROM stories WHERE published_at IS NOT NULL")).all()
@@ -48,6 +53,8 @@ def upgrade():
 
 
 def downgrade():
+    op.create_index('ix_story_terms_term', 'story_terms', ['term'])
+    op.drop_index('ix_story_terms_ranked', table_name='story_terms')
     op.drop_index('ix_comments_created_at', table_name='comments')
     op.drop_index('ix_story_likes_created_at', table_name='story_likes')
     op.drop_index('ix_stories_community_hot', table_name='stories')
