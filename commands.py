@@ -12,7 +12,7 @@ from models import Community, DomainError, Partner, User, db
 from models.accounts import Role, grant_role, normalise_login
 from models.activity import backfill
 from models.communities import verify_member_counts
-from models.loyalty import adjust, balance_of, verify_ledger
+from models.loyalty import adjust, balance_of, recache_standings, verify_ledger
 from models.outbox import JobRow, registered, retry_failed
 from models.stories import verify_story_counts
 from models.types import utcnow
@@ -84,13 +84,23 @@ def grant_points(login, amount, reason):
 
 @points_cli.command("verify")
 def verify_points():
-    """Recompute every balance from the ledger and report any mismatch (exit 1 if there is one)."""
+    """Recompute every balance from the ledger, and every cached standing (member_points) from
+    its member's postings, and report any mismatch (exit 1 if there is one)."""
     members, postings, problems = verify_ledger()
     for problem in problems:
         click.echo(problem)
     click.echo(f"checked {members} members and {postings} postings: {len(problems)} mismatches")
     if problems:
         sys.exit(1)
+
+
+@points_cli.command("recache")
+def recache_points():
+    """Rebuild every member's cached standing (balance, level, expiring points) from the ledger:
+    after postings were inserted around the app (bulk loads), or to repair what verify reports."""
+    written = recache_standings()
+    db.session.commit()
+    click.echo(f"{written} standings rebuilt from the ledger")
 
 
 communities_cli = AppGroup("communities", help="Communities (models/communities.py).")

@@ -15,6 +15,7 @@ from models import Community, DomainError, Partner, Store, User, db, notify
 from models.accounts import grant_role
 from models.engagement import StoryLike
 from models.activity import backfill
+from models.loyalty import recache_standings
 from models.types import utcnow
 
 DEMO_PASSWORD = "cheyou2026"
@@ -155,6 +156,9 @@ def seed() -> bool:
     seed_garage(rng, staff, members)
     backfill()  # their active days, from all of the above: win-back audiences and DAU/MAU have history
     seed_campaigns(rng, staff, members)
+    # The history was posted at past moments: every cached standing is rebuilt as of now, so the
+    # first pages read it instead of deriving it.
+    recache_standings()
     db.session.commit()
     return True
 

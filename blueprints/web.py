@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from blueprints.access import safe_path, wants_fragment
 from blueprints.activity import init_activity
+from blueprints.points_cache import init_points_cache
 from blueprints.i18n import LOCALES, html_lang
 from blueprints.times import init_times
 from extensions import login_manager
@@ -246,6 +247,7 @@ def init_web(app: Flask) -> None:
 
     init_times(app)  # `ago`: every past moment members see (刚刚, 5 分钟前, 昨天 14:20)
     init_activity(app)  # a signed-in member's day, recorded once (models/activity.py)
+    init_points_cache(app)  # standings a page derived past the cache, stored after it (models/loyalty)
 
     @app.after_request
     def buffer_static_files(response):

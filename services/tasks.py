@@ -12,7 +12,7 @@ from models import SmsCode, db, sms_rules
 from models.accounts import User
 from models.events import Event, complete_event, due_for_completion, pay_attendances, send_reminders
 from models.events import settle_cancelled_event as settle
-from models.loyalty import expire_due, growth_aged_out, members_with_points_due, note_level_change
+from models.loyalty import expire_due, growth_aged_out, members_with_points_due, note_level_change, refresh_standing
 from models.loyalty import sweep_vouchers as sweep
 from models.notifications import Notification
 from models.outbox import enqueue, job, periodic, purge_finished
@@ -137,8 +137,10 @@ def refresh_levels():
     (growth that aged out within the last week: slack for runs missed while the workers were down)."""
     now = utcnow()
     for user_id in growth_aged_out(now, within=timedelta(days=7)):
-        note_level_change(db.session.get(User, user_id), now)
-    db.session.commit()
+        member = db.session.get(User, user_id)
+        refresh_standing(member, now)  # the cached level falls too, before the member's next page
+        note_level_change(member, now)
+        db.session.commit()  # one member at a time: the member lock is held briefly
 
 
 @periodic(timedelta(hours=1))

@@ -157,6 +157,14 @@ def test_sqlite_read_only_requests_stay_read_only(login_as, factories, communiti
     sqlite_transactions.update(immediate=0, writes=[])
     for path in PAGES:
         assert client.get(path).status_code == 200
+    # The first page that shows the member's points stores their standing, once, after the
+    # view and in a write transaction of its own (blueprints/points_cache.py): never a read
+    # turned into a write.
+    assert set(sqlite_transactions["writes"]) <= {("BEGIN IMMEDIATE", "INSERT INTO member_points")}
+    assert sqlite_transactions["immediate"] == len(sqlite_transactions["writes"]) <= 1
+    sqlite_transactions.update(immediate=0, writes=[])
+    for path in PAGES:
+        assert client.get(path).status_code == 200
     assert sqlite_transactions == {"immediate": 0, "writes": []}, "every later page only reads"
 
 

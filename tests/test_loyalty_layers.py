@@ -12,10 +12,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "models" / "loyalty"
 # Layer -> the loyalty layers it may import.
 ALLOWED = {
     "rules": set(),
-    "ledger": {"rules"},
-    "rewards": {"ledger", "rules"},
-    "checks": {"rewards", "ledger", "rules"},
-    "summary": {"rewards", "ledger", "rules"},
+    "standing": {"rules"},
+    "ledger": {"standing", "rules"},
+    "rewards": {"ledger", "standing", "rules"},
+    "checks": {"rewards", "ledger", "standing", "rules"},
+    "summary": {"rewards", "ledger", "standing", "rules"},
 }
 
 

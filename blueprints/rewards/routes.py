@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from blueprints.access import wants_fragment
 from blueprints.web import domain_errors, domain_message, render
 from models import Community, Reward, db
-from models.loyalty import REWARD_KINDS, balance_of, level_of, points_summary, redeem as redeem_reward, redeem_refusal
+from models.loyalty import REWARD_KINDS, points_summary, redeem as redeem_reward, redeem_refusal, standing_of
 from models.nonces import new_nonce
 
 bp = Blueprint("rewards", __name__)
@@ -17,7 +17,8 @@ def _member_status():
     """(level number, balance) of the viewer, or (None, None) for a visitor."""
     if not current_user.is_authenticated:
         return None, None
-    return level_of(current_user).number, balance_of(current_user)
+    standing = standing_of(current_user)
+    return standing.level.number, standing.balance
 
 
 @bp.get("")

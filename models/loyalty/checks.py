@@ -1,5 +1,6 @@
 """Checks over the whole loyalty programme (the layer above rewards): `points verify`, and the
-test suite after every test, recompute what the ledger and the vouchers should agree on."""
+test suite after every test, recompute what the ledger, the cached standings and the vouchers
+should agree on."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -7,6 +8,7 @@ from sqlalchemy import select
 from models import db
 from models.loyalty.ledger import PointsPosting, replay
 from models.loyalty.rewards import Reward, Voucher, redeem_key, void_key
+from models.loyalty.standing import STORED, MemberPoints, Standing, derive, parse_ladder
 
 
 def verify_ledger() -> tuple[int, int, list[str]]:
@@ -14,7 +16,8 @@ def verify_ledger() -> tuple[int, int, list[str]]:
 
     Returns (members checked, postings checked, problems). A problem is a debit that found no
     points to consume, a running balance below zero, a voucher whose payment or refund is
-    missing, or a stock below zero.
+    missing, a stock below zero, or a cached standing (`member_points`) that is not what the
+    member's ledger gives at its `as_of` under the thresholds it names.
     """
     problems: list[str] = []
     rows = db.session.scalars(select(PointsPosting).order_by(PointsPosting.user_id, PointsPosting.created_at, PointsPosting.id))
@@ -42,4 +45,23 @@ def verify_ledger() -> tuple[int, int, list[str]]:
             problems.append(f"voucher {voucher.code}: cancelled without a refund")
     for reward in db.session.scalars(select(Reward).where(Reward.stock < 0)):
         problems.append(f"reward {reward.id}: stock {reward.stock}")
+    problems += verify_standings(by_user)
     return len(by_user), count, problems
+
+
+def verify_standings(by_user: dict[int, list[PointsPosting]]) -> list[str]:
+    """Every cached standing against its member's postings (BY_USER, oldest first), recomputed at
+    the row's own moment and thresholds: a row gone stale with time is no mismatch, a wrong one is."""
+    problems = []
+    for row in db.session.execute(select(MemberPoints.__table__).order_by(MemberPoints.user_id)):
+        postings = by_user.get(row.user_id, [])
+        if not parse_ladder(row.ladder):
+            problems.append(f"member {row.user_id}: cached standing names no level thresholds")
+            continue
+        cached = Standing.from_row(row)
+        truth = derive(postings, replay(postings)[0], parse_ladder(row.ladder), row.as_of)
+        for name in STORED:
+            if getattr(cached, name) != getattr(truth, name):
+                problems.append(f"member {row.user_id}: cached {name} {getattr(cached, name)!r}, "
+                                f"ledger {getattr(truth, name)!r} (as of {row.as_of.isoformat()})")
+    return problems

@@ -17,20 +17,32 @@ the same date a year later plus one day), spending consumes the oldest points fi
 Growth (成长值) earned within `GROWTH_WINDOW` decides the level (`level_of`), so a level can
 fall as old growth ages out. `require_balance()` is the one check (and the one message) for
 "not enough points", shared by spending, redeeming and paying for an event.
+
+Pages read a member's balance, level and expiring points from their cached standing
+(`standing_of`, one row of `member_points`, see `standing`), never by replaying the postings:
+every flush that adds postings rewrites its members' rows in the same transaction, under the
+member lock the movers take first. Decisions that move points (may this spend, this
+adjustment go through?) still add up the ledger itself under that lock.
 """
 from __future__ import annotations
 
+import heapq
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import groupby
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, event, func, select
+from sqlalchemy import (CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, bindparam, event, func,
+                        select)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models import N_, DomainError, db
 from models.accounts import User
 from models.audit import audit
 from models.loyalty.rules import GROWTH_WINDOW, EarningRule, Level
+from models.loyalty.standing import (EXPIRING_HORIZON, STORED, LevelInfo, MemberPoints, Standing, derive,
+                                     expiring_by_day, ladder_key)
 from models.notifications import notify
 from models.types import UTCDateTime, add_months, shanghai_day, shanghai_midnight, utcnow
 
@@ -90,10 +102,14 @@ def require_balance(member, points: int, now: datetime | None = None) -> int:
     Read-only (points past their date are left out without writing the expiry postings), so
     a page can ask it as well as `spend`: the member reads the same words wherever they fall short."""
     balance = spendable_balance(member, now)
+    _refuse_short(points, balance)
+    return balance
+
+
+def _refuse_short(points: int, balance: int) -> None:
     if balance < points:
         raise NotEnoughPoints(N_("%(missing)s more points needed: this costs %(points)s, you have %(balance)s."),
                               missing=points - balance, points=points, balance=balance)
-    return balance
 
 
 def expiry_for(moment: datetime) -> datetime:
@@ -148,7 +164,12 @@ def _post(member, **values) -> PointsPosting:
 
 
 def balance_of(member) -> int:
-    """Points the member holds (expired lots are written off by `expire_due`)."""
+    """Points the member holds (expired lots are written off by `expire_due`), from their standing."""
+    return standing_of(member).balance
+
+
+def _held(member) -> int:
+    """The balance added up from the ledger: what decisions that move points go by."""
     return db.session.scalar(
         select(func.coalesce(func.sum(PointsPosting.points), 0)).where(PointsPosting.user_id == member.id)
     )
@@ -157,10 +178,7 @@ def balance_of(member) -> int:
 def spendable_balance(member, now: datetime | None = None) -> int:
     """The balance without the lots already past their expiry date, read-only: what `spend`
     would find after `expire_due` wrote them off (for pages, which must not write)."""
-    now = now or utcnow()
-    lots, _ = lots_of(member)
-    overdue = sum(lot.remaining for lot in lots if lot.remaining > 0 and lot.expires_at <= now)
-    return balance_of(member) - overdue
+    return standing_of(member, now).spendable
 
 
 def award(member, rule: str, cause=None, key: str | None = None, now: datetime | None = None,
@@ -211,7 +229,7 @@ def spend(member, points: int, cause=None, key: str | None = None, reason: str =
     if key is not None and (existing := _existing(member, key)) is not None:
         return existing
     expire_due(member, now)
-    require_balance(member, points, now)
+    _refuse_short(points, _held(member))  # nothing is overdue now: the ledger's sum is what can be spent
     ref_type, ref_id = _ref(cause)
     return _post(member, now=now, kind="spend", points=-points, reason=reason, ref_type=ref_type,
                  ref_id=ref_id, key=key or f"spend:{ref_type}:{ref_id}")
@@ -241,7 +259,7 @@ def adjust(member, points: int, reason: str, actor, key: str, now: datetime | No
     if (existing := _existing(member, key)) is not None:
         return existing
     expire_due(member, now)
-    before = balance_of(member)
+    before = _held(member)
     if before + points < 0:
         raise NotEnoughPoints(
             N_("This would take the balance below zero: the member has %(balance)s points."), balance=before
@@ -266,7 +284,7 @@ def reverse_earnings(member, cause, reason: str, key: str, now: datetime | None 
         )
     )
     expire_due(member, now)
-    take = min(earned, balance_of(member))
+    take = min(earned, _held(member))
     if take <= 0:
         return None
     return _post(member, now=now, kind="adjust", points=-take, reason=reason, ref_type=ref_type, ref_id=ref_id, key=key)
@@ -283,24 +301,38 @@ class Lot:
     remaining: int = field(default=0)
 
 
+# What replaying a member's ledger reads: plain rows, not ORM objects (several times faster).
+_REPLAYED = (PointsPosting.user_id, PointsPosting.id, PointsPosting.kind, PointsPosting.points, PointsPosting.growth,
+             PointsPosting.rule, PointsPosting.day, PointsPosting.created_at, PointsPosting.expires_at,
+             PointsPosting.lot_id)
+
+
+def _postings_of(user_id: int):
+    oldest_first = (PointsPosting.created_at, PointsPosting.id)
+    return select(*_REPLAYED).where(PointsPosting.user_id == user_id).order_by(*oldest_first)
+
+
 def lots_of(member) -> tuple[list[Lot], int]:
     """Replay the ledger oldest first: each credit is a lot; debits consume the oldest unexpired
     lots; an expiry posting consumes its own lot. Returns (lots, unmatched debit)."""
-    postings = db.session.scalars(
-        select(PointsPosting).where(PointsPosting.user_id == member.id).order_by(PointsPosting.created_at, PointsPosting.id)
-    )
-    return replay(postings)
+    return replay(db.session.execute(_postings_of(member.id)))
 
 
 def replay(postings) -> tuple[list[Lot], int]:
+    """The lots of POSTINGS (one member's, oldest first) and the debit that found none to consume.
+
+    Debits consume the lots that expire soonest among those not yet expired when they were
+    made: a heap by (expiry, posting), so a replay costs n log n, not n × lots, on every posting."""
     lots: list[Lot] = []
     by_id: dict[int, Lot] = {}
+    soonest: list[tuple[datetime, int, Lot]] = []
     deficit = 0
     for p in postings:
         if p.points > 0:
             lot = Lot(p.id, p.created_at, p.expires_at or datetime.max.replace(tzinfo=p.created_at.tzinfo), p.points, p.points)
             lots.append(lot)
             by_id[p.id] = lot
+            heapq.heappush(soonest, (lot.expires_at, lot.posting_id, lot))
             continue
         need = -p.points
         if p.kind == "expire":
@@ -310,13 +342,15 @@ def replay(postings) -> tuple[list[Lot], int]:
                 lot.remaining -= take
             deficit += need - take
             continue
-        for lot in sorted((lt for lt in lots if lt.remaining > 0 and lt.expires_at > p.created_at),
-                          key=lambda lt: (lt.expires_at, lt.posting_id)):
+        while need and soonest:
+            lot = soonest[0][2]
+            # Used up, or expired before this debit (so before every later one): never consumed again.
+            if lot.remaining == 0 or lot.expires_at <= p.created_at:
+                heapq.heappop(soonest)
+                continue
             take = min(need, lot.remaining)
             lot.remaining -= take
             need -= take
-            if need == 0:
-                break
         deficit += need
     return lots, deficit
 
@@ -324,6 +358,7 @@ def replay(postings) -> tuple[list[Lot], int]:
 def expire_due(member, now: datetime | None = None) -> int:
     """Write expiry postings for the member's lots past their date; returns points expired."""
     now = now or utcnow()
+    lock_member(member)  # the hourly job calls it alone: its postings rewrite the standing too
     lots, _ = lots_of(member)
     expired = 0
     for lot in lots:
@@ -342,15 +377,14 @@ def members_with_points_due(now: datetime | None = None) -> list[int]:
     ))
 
 
-def expiring_soon(member, now: datetime | None = None, within: timedelta = timedelta(days=90)) -> list[tuple[date, int]]:
-    """[(Shanghai date the points are last usable, how many)], soonest first, within WITHIN."""
+def expiring_soon(member, now: datetime | None = None, within: timedelta = EXPIRING_HORIZON) -> list[tuple[date, int]]:
+    """[(Shanghai date the points are last usable, how many)], soonest first, within WITHIN
+    (from the standing up to EXPIRING_HORIZON, further ahead by replaying the ledger)."""
     now = now or utcnow()
-    totals: dict[date, int] = {}
-    for lot in lots_of(member)[0]:
-        if lot.remaining > 0 and now < lot.expires_at <= now + within:
-            last_day = shanghai_day(lot.expires_at - timedelta(seconds=1))
-            totals[last_day] = totals.get(last_day, 0) + lot.remaining
-    return sorted(totals.items())
+    if within <= EXPIRING_HORIZON:
+        return standing_of(member, now).expiring_within(now, within)
+    return expiring_by_day([(lot.expires_at, lot.remaining) for lot in lots_of(member)[0] if lot.remaining > 0],
+                           now, within)
 
 
 def history(member, before_id: int | None = None, size: int = 20) -> list[PointsPosting]:
@@ -363,53 +397,14 @@ def history(member, before_id: int | None = None, size: int = 20) -> list[Points
 
 # -- growth and levels ----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class LevelInfo:
-    """A member's level now, the growth behind it and the way to the next one."""
-
-    level: Level
-    growth: int
-    next_level: Level | None
-
-    @property
-    def number(self) -> int:
-        return self.level.number
-
-    @property
-    def multiplier_percent(self) -> int:
-        return self.level.multiplier_percent
-
-    @property
-    def priority_hours(self) -> int:
-        return self.level.priority_hours
-
-    @property
-    def to_next(self) -> int:
-        return max(0, self.next_level.growth_threshold - self.growth) if self.next_level else 0
-
-    @property
-    def progress_percent(self) -> int:
-        if self.next_level is None:
-            return 100
-        span = self.next_level.growth_threshold - self.level.growth_threshold
-        return min(100, max(0, (self.growth - self.level.growth_threshold) * 100 // max(span, 1)))
-
-
 def growth_of(member, now: datetime | None = None) -> int:
-    """Growth earned within the growth window before NOW."""
-    now = now or utcnow()
-    return db.session.scalar(
-        select(func.coalesce(func.sum(PointsPosting.growth), 0)).where(
-            PointsPosting.user_id == member.id, PointsPosting.created_at > now - GROWTH_WINDOW
-        )
-    )
+    """Growth earned within the growth window before NOW (from the standing)."""
+    return standing_of(member, now).growth
 
 
 def level_of(member, now: datetime | None = None) -> LevelInfo:
-    """The member's level and its benefits, from growth within the growth window."""
-    growth = growth_of(member, now)
-    level, next_level = Level.reached_with(growth)
-    return LevelInfo(level, growth, next_level)
+    """The member's level and its benefits, from growth within the growth window (from the standing)."""
+    return standing_of(member, now).level
 
 
 def growth_aged_out(now: datetime | None = None, within: timedelta = timedelta(days=7)) -> list[int]:
@@ -432,6 +427,164 @@ def note_level_change(member, now: datetime | None = None) -> None:
         went_up = info.number > member.level_number
         member.level_number = info.number
         notify(member, "level_up" if went_up else "level_down", {"level": info.level.label}, link="/me/points")
+
+
+# -- the standing, cached per member (member_points) --------------------------------------------
+
+# Standings derived (not read from the cache) by a read-only unit of work, by member id, with
+# the version of the row they replace (None: no row): see `collect_unstored`. None: not noting.
+_unstored: ContextVar[dict[int, tuple[int | None, Standing]] | None] = ContextVar("unstored_standings", default=None)
+
+
+def standing_of(member, now: datetime | None = None) -> Standing:
+    """The member's standing at NOW (now by default), with its level's row attached: the cached
+    row while it holds (two small queries, the ladder and the row, however long the ledger),
+    else derived from the ledger (past `valid_until`, other thresholds, no row yet).
+
+    A derived standing is not written in the caller's transaction: on SQLite a read-only request
+    would turn into a write (which fails at once when another request wrote meanwhile), and a
+    writing unit of work takes its locks in an order of its own. A read-only request stores it
+    after its view, in a short transaction (`collect_unstored`); otherwise the member's next
+    posting or the level job does."""
+    now = now or utcnow()
+    ladder = Level.ladder()
+    row = db.session.execute(select(MemberPoints.__table__).where(MemberPoints.user_id == member.id)).first()
+    standing = Standing.from_row(row) if row is not None else None
+    if standing is None or not standing.is_fresh(now, ladder_key(ladder)):
+        standing = _derived(db.session, member.id, now, ladder)
+        _note_unstored(member.id, row.version if row is not None else None, standing)
+    return standing.with_level(ladder)
+
+
+def _rungs(executor):
+    """The levels' numbers and thresholds (what deriving a standing needs of the ladder)."""
+    return executor.execute(select(Level.number, Level.growth_threshold).order_by(Level.number)).all()
+
+
+def _derived(executor, user_id: int, as_of: datetime, ladder) -> Standing:
+    """USER_ID's standing at AS_OF, replayed from the ledger (EXECUTOR: the session or a connection)."""
+    postings = executor.execute(_postings_of(user_id)).all()
+    return derive(postings, replay(postings)[0], ladder, as_of)
+
+
+def _upsert(dialect: str, guarded: bool):
+    """INSERT … ON CONFLICT DO UPDATE of member_points rows given as parameters, bumping the
+    version; GUARDED: an existing row only if its version is still the parameter `seen`."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the app runs on SQLite and PostgreSQL only
+        raise RuntimeError(f"no INSERT … ON CONFLICT for {dialect}")
+    table = MemberPoints.__table__
+    columns = ("user_id",) + STORED
+    values = {name: bindparam(name, type_=table.c[name].type) for name in columns}
+    statement = insert(table).values(values | {"version": 1})
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.user_id],
+        set_={name: statement.excluded[name] for name in STORED} | {"version": table.c.version + 1},
+        where=(table.c.version == bindparam("seen")) if guarded else None,
+    )
+
+
+def _write(executor, dialect: str, rows: list[dict], guarded: bool = False) -> None:
+    if rows:
+        executor.execute(_upsert(dialect, guarded), rows)
+
+
+def _dialect(session) -> str:
+    return session.get_bind().dialect.name
+
+
+@event.listens_for(Session, "after_flush")
+def _restate_after_posting(session, _context):
+    """Rewrite the standing of every member this flush added postings for, in its transaction.
+
+    Whoever adds a posting through the ORM (the movers above, or a test) keeps the cache right
+    without thinking of it; bulk inserts that bypass the ORM call `recache_standings`. The
+    movers lock the member before posting, so concurrent postings of one member rewrite the
+    row in turn, each from everything committed before it (and its own)."""
+    moments: dict[int, datetime] = {}
+    for obj in session.new:
+        if isinstance(obj, PointsPosting):
+            at = obj.created_at or utcnow()
+            moments[obj.user_id] = max(at, moments.get(obj.user_id, at))
+    if not moments:
+        return
+    connection = session.connection()
+    ladder = _rungs(connection)
+    _write(connection, connection.dialect.name,
+           [{"user_id": user_id, **_derived(connection, user_id, at, ladder).row()} for user_id, at in moments.items()])
+
+
+def _note_unstored(user_id: int, seen: int | None, standing: Standing) -> None:
+    pending = _unstored.get()
+    if pending is not None and not db.write_intent.get():
+        pending[user_id] = (seen, standing)
+
+
+def collect_unstored() -> None:
+    """From now on in this context (a request), note the standings derived but not stored, for
+    `take_unstored` and `store_standings` once the view is done."""
+    _unstored.set({})
+
+
+def take_unstored() -> dict[int, tuple[int | None, Standing]]:
+    """The standings noted since `collect_unstored`; noting stops."""
+    pending = _unstored.get() or {}
+    _unstored.set(None)
+    return pending
+
+
+def store_standings(pending: dict[int, tuple[int | None, Standing]]) -> None:
+    """Write standings a read-only unit of work derived (PENDING, from `take_unstored`), each
+    only if the member's row is still the version it replaced: a posting meanwhile wrote a
+    newer one, which stays. Needs no member lock. Executes only: the caller commits, in a
+    transaction of its own (blueprints/points_cache.py)."""
+    rows = [{"user_id": user_id, "seen": seen, **standing.row()} for user_id, (seen, standing) in pending.items()]
+    _write(db.session, _dialect(db.session), rows, guarded=True)
+
+
+def refresh_standing(member, now: datetime | None = None) -> Standing:
+    """Store MEMBER's standing at NOW unless their row still holds, under the member lock (jobs)."""
+    now = now or utcnow()
+    lock_member(member)
+    ladder = _rungs(db.session)
+    row = db.session.execute(select(MemberPoints.__table__).where(MemberPoints.user_id == member.id)).first()
+    if row is not None and (standing := Standing.from_row(row)).is_fresh(now, ladder_key(ladder)):
+        return standing
+    standing = _derived(db.session, member.id, now, ladder)
+    _write(db.session, _dialect(db.session), [{"user_id": member.id, **standing.row()}])
+    return standing
+
+
+def recache_standings(now: datetime | None = None, user_ids=None) -> int:
+    """Rebuild from the ledger, at NOW, the standing of every member who has postings or a row
+    (or of USER_IDS only); returns how many rows were written. For bulk writers that insert
+    postings around the ORM (bench/scale.py) and to repair what `points verify` reports.
+
+    One pass over the ledger and no member lock: each row is written only if its version is the
+    one read before the postings were, so a posting committed meanwhile (which wrote a fresher
+    row) wins. Executes only; the caller commits."""
+    now = now or utcnow()
+    table = MemberPoints.__table__
+    versions = select(table.c.user_id, table.c.version)
+    postings = select(*_REPLAYED).order_by(PointsPosting.user_id, PointsPosting.created_at, PointsPosting.id)
+    if user_ids is not None:
+        versions = versions.where(table.c.user_id.in_(list(user_ids)))
+        postings = postings.where(PointsPosting.user_id.in_(list(user_ids)))
+    seen = dict(db.session.execute(versions).all())  # before the postings: see above
+    ladder = _rungs(db.session)
+    rows = []
+    for user_id, group in groupby(db.session.execute(postings.execution_options(yield_per=5000)), lambda p: p.user_id):
+        group = list(group)
+        rows.append({"user_id": user_id, "seen": seen.pop(user_id, None),
+                     **derive(group, replay(group)[0], ladder, now).row()})
+    rows += [{"user_id": user_id, "seen": version, **derive([], [], ladder, now).row()}
+             for user_id, version in seen.items()]  # a row, no postings: an empty ledger
+    for start in range(0, len(rows), 1000):
+        _write(db.session, _dialect(db.session), rows[start:start + 1000], guarded=True)
+    return len(rows)
 
 
 # -- daily check-in (签到) ------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 Nothing here reads the ledger: a level is reached by growth (成长值) earned within
 `GROWTH_WINDOW`; adding that growth up is the ledger's job (`ledger.growth_of`, `ledger.level_of`).
+Whoever changes a level's threshold needs to do nothing more: every cached standing remembers
+the thresholds it was levelled against and is recomputed once they differ (`standing`).
 """
 from __future__ import annotations
 
@@ -67,13 +69,23 @@ class Level(db.Model):
     @classmethod
     def reached_with(cls, growth: int) -> tuple[Level, Level | None]:
         """The level GROWTH reaches (the lowest one when it reaches none) and the next one up."""
-        ladder = cls.ladder()
-        current = ladder[0]
-        for level in ladder:
-            if growth >= level.growth_threshold:
-                current = level
-        later = [lv for lv in ladder if lv.growth_threshold > current.growth_threshold]
-        return current, later[0] if later else None
+        return reached_in(cls.ladder(), growth)
+
+
+def reached_in(ladder, growth: int):
+    """The rung of LADDER (levels by number, or anything with `number` and `growth_threshold`)
+    that GROWTH reaches, the lowest when it reaches none, and the next one up (None at the top)."""
+    current = ladder[0]
+    for level in ladder:
+        if growth >= level.growth_threshold:
+            current = level
+    return current, next_above(ladder, current)
+
+
+def next_above(ladder, level):
+    """The first rung of LADDER above LEVEL's threshold, or None."""
+    later = [lv for lv in ladder if lv.growth_threshold > level.growth_threshold]
+    return later[0] if later else None
 
 
 class EarningRule(db.Model):
