@@ -11,12 +11,12 @@ from datetime import date, datetime, timedelta
 
 from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint, func, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship, with_expression
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import N_, DomainError, db
 from models.audit import audit
-from models.notifications import notify
+from models.notifications import Notification, notify
 from models.types import UTCDateTime, shanghai_day, shanghai_midnight, utcnow
 
 log = logging.getLogger("cheyou.sms")
@@ -67,6 +67,9 @@ class User(UserMixin, db.Model):
     locale: Mapped[str | None] = mapped_column(String(10))
     # Part of the login cookie: rotating it ends every other session.
     session_token: Mapped[str] = mapped_column(String(32), nullable=False, default=lambda: secrets.token_hex(16))
+    # Loaded with the member by `from_session_id` (the session's user loader);
+    # None when not loaded, or after a commit expired it.
+    unread_total: Mapped[int | None] = query_expression()
     consent_version: Mapped[str] = mapped_column(String(20), nullable=False)
     consent_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     marketing_opt_in: Mapped[bool] = mapped_column(nullable=False, default=False)
@@ -89,10 +92,13 @@ class User(UserMixin, db.Model):
 
     @classmethod
     def from_session_id(cls, value: str) -> User | None:
+        """The member a session cookie names, if its token is still theirs, loaded with their
+        unread count in the same query (the layout shows it on every page)."""
         user_id, _, token = (value or "").partition(":")
         if not user_id.isdigit() or not token:
             return None
-        user = db.session.get(cls, int(user_id))
+        user = db.session.scalar(select(cls).where(cls.id == int(user_id))
+                                 .options(with_expression(cls.unread_total, Notification.unread_of(cls))))
         if user is None or not hmac.compare_digest(user.session_token, token):
             return None
         return user

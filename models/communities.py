@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import get_locale
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, delete, func, select, update
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, with_expression
 
 from models import db
 from models.accounts import RoleGrant, User
@@ -30,6 +30,8 @@ class Community(db.Model):
     # The number of memberships, moved by join() and leave() in the transaction that adds or
     # removes the row, so no page counts them all; `flask communities verify` checks it.
     member_total: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    # Whether the viewer is a member, when get_by_slug_or_404 asked it with the community; else None.
+    viewer_joined: Mapped[bool | None] = query_expression()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 
     THEMES = ("green", "rose", "orange", "blue", "purple", "teal")
@@ -58,8 +60,15 @@ class Community(db.Model):
         return list(db.session.scalars(select(cls).order_by(cls.position, cls.id)))
 
     @classmethod
-    def get_by_slug_or_404(cls, slug: str) -> Community:
-        return db.first_or_404(select(cls).where(cls.slug == slug))
+    def get_by_slug_or_404(cls, slug: str, viewer=None) -> Community:
+        """The community at SLUG, with whether VIEWER is a member asked in the same query."""
+        query = select(cls).where(cls.slug == slug)
+        if viewer is not None and getattr(viewer, "is_authenticated", False):
+            joined = exists().where(Membership.community_id == cls.id, Membership.user_id == viewer.id)
+            query = query.options(with_expression(cls.viewer_joined, joined))
+        community = db.first_or_404(query)
+        community.joined_asked_for = getattr(viewer, "id", None)  # whose membership viewer_joined says
+        return community
 
     @staticmethod
     def member_counts(communities) -> dict[int, int]:
@@ -73,7 +82,7 @@ class Community(db.Model):
         """Move the counter in SQL (two joins at once both count), then read it afresh."""
         db.session.execute(update(Community).where(Community.id == self.id)
                            .values(member_total=Community.member_total + change))
-        db.session.expire(self, ["member_total"])
+        db.session.expire(self, ["member_total", "viewer_joined"])
 
     def recent_members(self, limit: int = 8):
         return list(
@@ -122,6 +131,8 @@ class Community(db.Model):
     def has_member(self, user) -> bool:
         if user is None or not getattr(user, "is_authenticated", False):
             return False
+        if self.viewer_joined is not None and getattr(self, "joined_asked_for", None) == user.id:
+            return bool(self.viewer_joined)  # asked with the community by get_by_slug_or_404
         return self.id in member_community_ids(user)
 
 

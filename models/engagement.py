@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, and_, delete, func, or_, select, update
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, and_, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+from sqlalchemy.orm import Mapped, aliased, joinedload, mapped_column, relationship
 
-from models import N_, DomainError, db
+from models import N_, DomainError, cursors, db
 from models.accounts import PhoneNotVerified
 from models.content_filter import refuse_blocked
 from models.loyalty.ledger import award
@@ -91,8 +91,12 @@ def like_count(story) -> int:
 
 
 def has_liked(story, member) -> bool:
+    """Whether MEMBER liked STORY: asked with the story when it was loaded for them
+    (`Story.liked`, see `Story.get_page_or_404`), else one query."""
     if member is None or not getattr(member, "is_authenticated", False):
         return False
+    if getattr(story, "liked", None) is not None:
+        return bool(story.liked)
     return db.session.scalar(
         select(func.count()).select_from(StoryLike).where(StoryLike.story_id == story.id, StoryLike.user_id == member.id)
     ) > 0
@@ -175,31 +179,67 @@ def delete_comment(comment: Comment) -> None:
     set_comment_status(comment, "deleted")
 
 
+COMMENTS_PAGE = 20  # threads a page of comments shows (each with all its replies)
+
+
 @dataclass
 class Thread:
     comment: Comment
     replies: list[Comment] = field(default_factory=list)
 
 
-def threads_for(story, viewer) -> list[Thread]:
-    """Top-level comments oldest first, each with its replies: the published ones and the
-    viewer's own under review; a deleted comment stays as a placeholder while replies show.
-    Two queries whatever the number of comments (authors load in bulk)."""
-    shown = Comment.status.in_(("published", "deleted"))
+def _shown(model, viewer):
+    """Comments VIEWER sees: published ones, and their own waiting for a moderator."""
+    shown = model.status == "published"
     if viewer is not None and getattr(viewer, "is_authenticated", False):
-        shown = or_(shown, and_(Comment.status == "review", Comment.author_id == viewer.id))
-    rows = db.session.scalars(
-        select(Comment).where(Comment.story_id == story.id, shown)
-        .options(selectinload(Comment.author)).order_by(Comment.created_at, Comment.id)
-    )
-    threads: dict[int, Thread] = {}
-    replies: list[Comment] = []
-    for comment in rows:
-        if comment.parent_id is None:
-            threads[comment.id] = Thread(comment)
-        else:
-            replies.append(comment)
-    for reply in replies:
-        if reply.status != "deleted" and reply.parent_id in threads:
-            threads[reply.parent_id].replies.append(reply)
-    return [t for t in threads.values() if t.comment.status != "deleted" or t.replies]
+        shown = or_(shown, and_(model.status == "review", model.author_id == viewer.id))
+    return shown
+
+
+def comment_page(story, viewer, cursor: str | None = None,
+                 size: int = COMMENTS_PAGE) -> tuple[list[Thread], str | None]:
+    """A page of STORY's threads for VIEWER, newest first (a new comment lands on top, where its
+    writer sees it), each with its replies oldest first, and the cursor of the next page.
+
+    A deleted comment stays as a placeholder while it has replies to show. Two queries whatever
+    the number of comments (authors are joined in); the page never grows with the story."""
+    reply = aliased(Comment)
+    answered = exists().where(reply.parent_id == Comment.id, _shown(reply, viewer))
+    query = (select(Comment)
+             .where(Comment.story_id == story.id, Comment.parent_id.is_(None),
+                    or_(_shown(Comment, viewer), and_(Comment.status == "deleted", answered)))
+             .options(joinedload(Comment.author))
+             .order_by(Comment.created_at.desc(), Comment.id.desc()).limit(size + 1))
+    after = cursors.decode("comments", cursor, datetime, int)
+    if after is not None:
+        query = query.where(or_(Comment.created_at < after[0],
+                                and_(Comment.created_at == after[0], Comment.id < after[1])))
+    tops = list(db.session.scalars(query))
+    more, tops = len(tops) > size, tops[:size]
+    threads = {top.id: Thread(top) for top in tops}
+    if threads:
+        for found in db.session.scalars(
+            select(Comment).where(Comment.parent_id.in_(list(threads)), _shown(Comment, viewer))
+            .options(joinedload(Comment.author)).order_by(Comment.created_at, Comment.id)
+        ):
+            threads[found.parent_id].replies.append(found)
+    return list(threads.values()), (cursors.encode("comments", tops[-1].created_at, tops[-1].id) if more else None)
+
+
+def page_starting_at(comment: Comment) -> str:
+    """The cursor of the page of comments whose first thread is COMMENT's (a top-level one):
+    where a member without JavaScript lands after writing it or replying under it."""
+    return cursors.encode("comments", comment.created_at, comment.id + 1)
+
+
+def thread_of(comment: Comment, viewer) -> Thread | None:
+    """COMMENT as its page shows it after a change (a reply: alone; a top-level comment: with its
+    replies), or None when it is no longer shown at all (deleted, nothing under it)."""
+    if comment.parent_id is not None:
+        return Thread(comment) if comment.status != "deleted" else None
+    replies = list(db.session.scalars(
+        select(Comment).where(Comment.parent_id == comment.id, _shown(Comment, viewer))
+        .options(joinedload(Comment.author)).order_by(Comment.created_at, Comment.id)))
+    if comment.status == "deleted" and not replies:
+        return None
+    return Thread(comment, replies)

@@ -115,9 +115,20 @@ class Notification(db.Model):
 
     @classmethod
     def unread_count(cls, user) -> int:
+        """USER's unread notifications: the count loaded with them when it is still fresh."""
+        loaded = getattr(user, "unread_total", None)
+        if loaded is not None:
+            return loaded
         return db.session.scalar(
             select(func.count()).select_from(cls).where(cls.user_id == user.id, cls.read_at.is_(None))
         )
+
+    @classmethod
+    def unread_of(cls, user_class):
+        """The unread count as a subquery correlated to USER_CLASS (models.accounts.User, which
+        imports this module), for loading it with the member: `User.unread_total`."""
+        return (select(func.count()).select_from(cls).where(cls.user_id == user_class.id, cls.read_at.is_(None))
+                .correlate(user_class).scalar_subquery())
 
     @classmethod
     def mark_all_read(cls, user) -> int:

@@ -6,10 +6,11 @@ import math
 from datetime import datetime, timedelta, timezone
 
 from flask import abort
-from sqlalchemy import (JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, event, func, literal, or_, select,
-                        union_all, update)
+from sqlalchemy import (JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, event, exists, func, literal, or_,
+                        select, union_all, update)
 from sqlalchemy import text as sql_text
-from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, selectinload
+from sqlalchemy.orm import (Mapped, joinedload, mapped_column, query_expression, relationship, selectinload,
+                            with_expression)
 
 from models import N_, DomainError, cursors, db
 from models.accounts import PhoneNotVerified
@@ -75,6 +76,8 @@ class Story(db.Model):
     comment_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
     # The hot feed's order, kept with the counts (see `hot_score`): one indexed, limited query.
     hot_score: Mapped[float] = mapped_column(nullable=False, default=0.0, server_default="0")
+    # Whether the viewer liked it, when a feed loaded that with it (`_with_cards`); else None.
+    liked: Mapped[bool | None] = query_expression()
 
     author = relationship("User")
     community = relationship("Community")
@@ -120,6 +123,16 @@ class Story(db.Model):
     @classmethod
     def get_visible_or_404(cls, story_id: int, viewer) -> Story:
         story = db.session.get(cls, story_id)
+        if story is None or not story.visible_to(viewer):
+            abort(404)
+        return story
+
+    @classmethod
+    def get_page_or_404(cls, story_id: int, viewer) -> Story:
+        """A story VIEWER may see, for its page: community, author and whether VIEWER liked it in
+        the same query, photos in one more (`_with_cards`)."""
+        query = _with_cards(select(cls).where(cls.id == story_id), viewer)
+        story = db.session.execute(query).unique().scalar_one_or_none()
         if story is None or not story.visible_to(viewer):
             abort(404)
         return story
@@ -304,25 +317,31 @@ def _scoped(query, community_ids, author_id):
     return query
 
 
-def _with_cards(query):
-    """Authors and communities joined in, photos in one more query: two queries a page."""
-    return query.options(joinedload(Story.author), joinedload(Story.community), selectinload(Story.photos))
+def _with_cards(query, viewer=None):
+    """Authors and communities joined in, whether VIEWER liked each story asked in the same
+    query (`Story.liked`), photos in one more query: two queries a page."""
+    query = query.options(joinedload(Story.author), joinedload(Story.community), selectinload(Story.photos))
+    viewer_id = viewer.id if viewer is not None and getattr(viewer, "is_authenticated", False) else None
+    if viewer_id:
+        liked = exists().where(StoryLike.story_id == Story.id, StoryLike.user_id == viewer_id)
+        query = query.options(with_expression(Story.liked, liked))
+    return query
 
 
 def feed(community_ids=None, author_id: int | None = None, cursor: str | None = None,
-         size: int = FEED_SIZE, sort: str = "newest") -> tuple[list[Story], str | None]:
+         size: int = FEED_SIZE, sort: str = "newest", viewer=None) -> tuple[list[Story], str | None]:
     """A page of published stories and the cursor of the next page (None at the end).
 
-    Authors, communities and photos load in bulk, so a page costs the same few queries
-    whatever its size."""
+    Authors, communities, photos and VIEWER's likes load with them, so a page costs the same
+    few queries whatever its size."""
     if sort == "hot":
-        return hot_feed(community_ids, author_id, cursor, size)
+        return hot_feed(community_ids, author_id, cursor, size, viewer)
     query = _scoped(select(Story), community_ids, author_id)
     after = cursors.decode("stories", cursor, datetime, int)
     if after is not None:
         at, story_id = after
         query = query.where(or_(Story.published_at < at, and_(Story.published_at == at, Story.id < story_id)))
-    query = _with_cards(query)
+    query = _with_cards(query, viewer)
     stories = list(db.session.scalars(query.order_by(Story.published_at.desc(), Story.id.desc()).limit(size + 1)))
     more = len(stories) > size
     stories = stories[:size]
@@ -330,7 +349,7 @@ def feed(community_ids=None, author_id: int | None = None, cursor: str | None = 
 
 
 def hot_feed(community_ids=None, author_id: int | None = None, cursor: str | None = None,
-             size: int = FEED_SIZE) -> tuple[list[Story], str | None]:
+             size: int = FEED_SIZE, viewer=None) -> tuple[list[Story], str | None]:
     """The hot feed: stories of the last HOT_WINDOW_DAYS by their kept score, highest first.
 
     The first page fixes a reference time; the cursor carries it with the last story's
@@ -345,7 +364,7 @@ def hot_feed(community_ids=None, author_id: int | None = None, cursor: str | Non
     ref_time = after[0] if after else utcnow()
     # The window is checked on the rows the score index hands over: it only trims the tail.
     window = _with_cards(_scoped(select(Story), community_ids, author_id).where(likely(and_(
-        Story.published_at <= ref_time, Story.published_at > ref_time - timedelta(days=HOT_WINDOW_DAYS)))))
+        Story.published_at <= ref_time, Story.published_at > ref_time - timedelta(days=HOT_WINDOW_DAYS)))), viewer)
     order = (Story.hot_score.desc(), Story.id.desc())
     if after is None:
         ranked = [(story.hot_score, story.id, story) for story in
@@ -389,10 +408,11 @@ class CardStats:
 
 def card_stats(stories: list[Story], viewer=None) -> dict[int, CardStats]:
     """Like and comment counts of STORIES (kept on each story) and whether VIEWER liked each:
-    one query for a member, none for a visitor."""
-    stats = {s.id: CardStats(likes=s.like_count, comments=s.comment_count) for s in stories}
+    no query when the feed asked that with the stories, else one for a member, none for a
+    visitor."""
+    stats = {s.id: CardStats(likes=s.like_count, comments=s.comment_count, liked=bool(s.liked)) for s in stories}
     viewer_id = viewer.id if viewer is not None and getattr(viewer, "is_authenticated", False) else None
-    if stats and viewer_id:
+    if stats and viewer_id and any(s.liked is None for s in stories):
         for story_id in db.session.scalars(
             select(StoryLike.story_id).where(StoryLike.user_id == viewer_id, StoryLike.story_id.in_(list(stats)))
         ):

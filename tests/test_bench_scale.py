@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Membership, User, db
-from models.engagement import Comment, StoryLike
+from models.engagement import COMMENTS_PAGE, Comment, StoryLike
 from models.events.model import Event, Registration
 from models.loyalty import balance_of, level_of
 from models.loyalty.ledger import PointsPosting
@@ -55,7 +55,8 @@ def test_the_benchmark_member_logs_in_and_reads_the_generated_pages(world, clien
     assert home.status_code == 200 and "实测" in home.get_data(as_text=True)
     assert client.get("/?sort=hot").status_code == 200
     story = client.get(f"/stories/{world['big_story_id']}")
-    assert story.status_code == 200 and story.get_data(as_text=True).count("说得好") >= 200
+    assert story.status_code == 200 and story.get_data(as_text=True).count("说得好") == COMMENTS_PAGE
+    assert 'class="load-more"' in story.get_data(as_text=True), "the other comments a page further"
     found = client.get("/stories/search?q=电池")
     assert found.status_code == 200 and "电池" in found.get_data(as_text=True)
     assert client.get("/events").status_code == 200

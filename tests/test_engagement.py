@@ -146,9 +146,10 @@ def test_comment_and_replies_flatten_to_one_level(login_as, factories, author, s
     alice, bob = member(factories, 1, nickname="阿丽"), member(factories, 2, nickname="小波")
     response = login_as(alice).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "冬天开空调掉多少？"}, headers=HX)
     html = response.get_data(as_text=True)
-    assert response.status_code == 200 and html.lstrip().startswith('<section class="card comments" id="comments"')
-    assert "冬天开空调掉多少？" in html
     top = comments()[0]
+    assert response.status_code == 200 and html.lstrip().startswith(f'<li class="comment" id="comment-{top.id}">')
+    assert "冬天开空调掉多少？" in html and 'id="comments"' not in html, "the comment alone, not the section"
+    assert response.headers["HX-Retarget"] == "#comment-list" and response.headers["HX-Reswap"] == "afterbegin"
     assert top.status == "published" and top.parent_id is None
     login_as(bob).post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "大概三成", "parent_id": top.id}, headers=HX)
     reply = comments()[-1]
@@ -210,8 +211,12 @@ def test_a_failed_reply_reopens_its_form_with_the_text(login_as, factories, stor
     top = comments()[0]
     html = client.post(f"/stories/{story.id}/comments", data={"nonce": new_nonce(), "body": "长" * (COMMENT_MAX + 1), "parent_id": top.id},
                        headers=HX).get_data(as_text=True)
-    assert f'<div class="comment-panel" id="reply-{top.id}">' in html, "the reply panel under the comment stays open"
-    assert f'id="comment-body-{top.id}-error"' in html
+    assert html.lstrip().startswith(f'<form class="comment-form" id="reply-form-{top.id}"'), "the form alone, in place"
+    assert f'id="comment-body-{top.id}-error"' in html and "长" * (COMMENT_MAX + 1) in html
+    shared = client.post(f"/stories/{story.id}/comments", headers=HX, data={
+        "nonce": new_nonce(), "body": "", "parent_id": top.id, "form": "shared"}).get_data(as_text=True)
+    assert shared.lstrip().startswith('<form class="comment-form" id="reply-form"'), "the page's one reply form"
+    assert f'name="parent_id" value="{top.id}"' in shared and 'id="comment-body-reply-error"' in shared
     assert len(comments()) == 1
 
 

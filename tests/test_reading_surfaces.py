@@ -162,8 +162,11 @@ def test_comment_actions_sit_in_a_menu_without_disclosure_triangles(login_as, th
     assert button["aria-label"] == "更多操作"
     popover = html.split(f'id="comment-menu-{comment.id}"')[1].split("</div>")[0]
     assert popover.startswith(" hidden>") and "回复" in popover and "举报" in popover and "删除" not in popover
-    assert f'<div class="comment-panel" id="reply-{comment.id}" hidden>' in html
-    assert f'<div class="comment-panel" id="report-c{comment.id}" hidden>' in html
+    assert f'data-opens="reply-panel" data-comment="{comment.id}"' in popover
+    assert f'data-opens="report-comment" data-comment="{comment.id}"' in popover
+    assert html.count('<div class="comment-panel" id="reply-panel" data-shared hidden>') == 1, "one reply form"
+    assert html.count('<div class="comment-panel" id="report-comment" data-shared hidden>') == 1, "one report form"
+    assert f'id="reply-{comment.id}"' not in html and f'id="report-c{comment.id}"' not in html
 
     mine = _comments_section(login_as(commenter).get(f"/stories/{story.id}").get_data(as_text=True))
     own_popover = mine.split(f'id="comment-menu-{comment.id}"')[1].split("</div>")[0]

@@ -26,10 +26,10 @@ def index():
 @bp.get("/c/<slug>")
 def show(slug):
     """A community's page: what it is about, who runs it, who joined lately."""
-    community = Community.get_by_slug_or_404(slug)
+    community = Community.get_by_slug_or_404(slug, viewer=current_user)
     cursor = request.args.get("cursor")
     sort = request.args.get("sort") if request.args.get("sort") in SORTS else "newest"
-    stories, next_cursor = feed(community_ids=[community.id], cursor=cursor, sort=sort)
+    stories, next_cursor = feed(community_ids=[community.id], cursor=cursor, sort=sort, viewer=current_user)
     stats = card_stats(stories, current_user)
     more_url = url_for("communities.show", slug=slug, sort=sort, cursor=next_cursor) if next_cursor else None
     if cursor and wants_fragment():

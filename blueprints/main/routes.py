@@ -25,7 +25,7 @@ def home():
     joined = member_community_ids(current_user)
     cursor = request.args.get("cursor")
     sort = request.args.get("sort") if request.args.get("sort") in SORTS else "newest"
-    stories, next_cursor = feed(community_ids=joined or None, cursor=cursor, sort=sort)
+    stories, next_cursor = feed(community_ids=joined or None, cursor=cursor, sort=sort, viewer=current_user)
     stats = card_stats(stories, current_user)
     more_url = url_for("main.home", sort=sort, cursor=next_cursor) if next_cursor else None
     if cursor and wants_fragment():

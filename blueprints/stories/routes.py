@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from wtforms import SelectChoice
 
 from extensions import limiter
+from blueprints.access import wants_fragment
 from blueprints.transactions import begin_write, reads_first
 from blueprints.stories.forms import StoryForm
 from blueprints.web import form_page, render
@@ -136,9 +137,12 @@ def create():
 
 @bp.get("/<int:story_id>")
 def show(story_id):
-    """A story: text, photos, author; drafts only for their author."""
-    story = Story.get_visible_or_404(story_id, current_user)
-    return render_template("stories/show.html", story=story, tag_labels=TAGS)
+    """A story: text, photos, author, likes and the newest comments; drafts only for their
+    author. `?after=` with htmx: the next page of comments only (the list's "load more")."""
+    story = Story.get_page_or_404(story_id, current_user)
+    if request.args.get("after") and wants_fragment():
+        return render("stories/show.html", "stories/_comment_page.html", story=story, tag_labels=TAGS)
+    return render("stories/show.html", story=story, tag_labels=TAGS)
 
 
 @bp.route("/<int:story_id>/edit", methods=["GET", "POST"])
@@ -169,7 +173,7 @@ def by_member(user_id):
     """A member's published stories, newest first, with infinite scroll."""
     member = db.get_or_404(User, user_id)
     cursor = request.args.get("cursor")
-    stories, next_cursor = feed(author_id=member.id, cursor=cursor)
+    stories, next_cursor = feed(author_id=member.id, cursor=cursor, viewer=current_user)
     more_url = url_for("stories.by_member", user_id=member.id, cursor=next_cursor) if next_cursor else None
     return render("stories/by_member.html", "stories/_cards.html", member=member, stories=stories,
                   stats=card_stats(stories, current_user), next_cursor=next_cursor, more_url=more_url)

@@ -1,6 +1,10 @@
 /* "…" menus on comments: a disclosure button (aria-expanded) with a small popover, and menu
    items that open a panel (the reply or report form) under their comment.
 
+   The page holds one reply form and one report form (data-shared panels): an item naming a
+   comment (data-comment) moves the panel under that comment's text and fills in the form's
+   data-comment-field. Before htmx swaps content holding a moved panel, the panel goes home.
+
    Without JS the button submits a GET form (?menu=<id>) and the items are links (?reply_to=,
    ?report=): the server renders the same page with the menu or form open. Delegated listeners,
    so it keeps working after htmx swaps the comments. */
@@ -40,6 +44,7 @@
     var opener = event.target.closest("[data-opens]");
     if (opener) {
       var panel = document.getElementById(opener.dataset.opens);
+      if (panel && opener.dataset.comment && !placeUnder(panel, opener.dataset.comment)) panel = null;
       if (panel) {
         event.preventDefault();
         var menu = opener.closest(".more-menu");
@@ -58,6 +63,36 @@
       return;
     }
     if (!event.target.closest(".menu-popover")) closeAll(null);
+  });
+
+  // A shared panel under comment ID: after its text, before its replies. False when the page
+  // has no such comment (the link then opens the form in place, as without JS).
+  function placeUnder(panel, id) {
+    var body = document.querySelector("#comment-" + id + " > .comment-body");
+    var field = panel.querySelector("[data-comment-field]");
+    if (!body || !field) return false;
+    if (field.value !== id) {
+      field.value = id;
+      var error = panel.querySelector(".error");
+      if (error) error.remove();
+    }
+    body.after(panel);
+    return true;
+  }
+
+  function sendHome(panels) {
+    var home = document.getElementById("comment-panels");
+    panels.forEach(function (panel) {
+      panel.hidden = true;
+      if (home) home.appendChild(panel);
+    });
+  }
+
+  // A comment about to be replaced or removed keeps no shared form inside it.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || target.matches("[data-shared], [data-shared] *")) return;
+    sendHome(Array.prototype.slice.call(target.querySelectorAll("[data-shared]")));
   });
 
   document.addEventListener("keydown", function (event) {

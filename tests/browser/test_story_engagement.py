@@ -33,7 +33,7 @@ def test_like_and_comment_in_place(page, factories, console_errors):
     assert page.evaluate("window.__marker") == 1, "liked with htmx, no full page load"
 
     page.fill("#comment-body-new", "冬天开空调大概掉多少？")
-    page.locator("#comments form.comment-form button[type=submit]").last.click()
+    page.locator("#comment-form-new button[type=submit]").click()
     page.locator("#comments .comment-body", has_text="冬天开空调大概掉多少？").wait_for()
     assert page.evaluate("window.__marker") == 1, "commented with htmx, no full page load"
     assert page.locator("#comment-body-new").input_value() == "", "a fresh form after posting"
@@ -51,4 +51,42 @@ def test_like_and_comment_in_place(page, factories, console_errors):
     comment, reply = db.session.scalars(select(Comment).where(Comment.story_id == story_id).order_by(Comment.id))
     assert reply.parent_id == comment.id
     assert comment.author_id == member_id and comment.body == "冬天开空调大概掉多少？" and comment.status == "published"
+    assert not console_errors
+
+
+def test_older_comments_load_in_place_and_the_one_reply_form_serves_each(page, factories, console_errors):
+    from models.engagement import COMMENTS_PAGE, add_comment
+
+    communities = factories.communities()
+    writer = factories.user(login="13900001111", nickname="电车老王", verified=True)
+    story = save_story(writer, StoryInput(communities["ev"], "冬天续航实测", "提车三个月，冬天续航掉了两成，分享一下经验。", []),
+                       publish=True)
+    made = [add_comment(story, writer, f"第 {n} 条评论") for n in range(COMMENTS_PAGE + 5)]
+    factories.user(login="13912345678", nickname="车友小李", verified=True)
+    db.session.commit()
+    story_id, oldest, newest = story.id, made[0].id, made[-1].id
+
+    log_in(page, "13912345678")
+    page.goto(f"/stories/{story_id}")
+    page.evaluate("window.__marker = 1")
+    assert page.locator("#comment-list > .comment").count() == COMMENTS_PAGE
+    page.locator("#comment-list > .load-more").scroll_into_view_if_needed()
+    page.locator(f"#comment-{oldest}").wait_for()
+    assert page.locator("#comment-list > .comment").count() == COMMENTS_PAGE + 5
+    assert page.locator("#comment-list > .load-more").count() == 0, "the end of the list"
+
+    for target, text in ((oldest, "老帖也有人看"), (newest, "新帖再补一句")):
+        page.locator(f"#comment-{target} .menu-button").click()
+        page.locator(f"#comment-menu-{target}").get_by_text("回复").click()
+        panel = page.locator(f"#comment-{target} > #reply-panel")
+        assert panel.is_visible(), "the one reply form, under the chosen comment"
+        panel.locator("textarea").fill(text)
+        panel.locator("button[type=submit]").click()
+        page.locator(f"#replies-{target} .comment-body", has_text=text).wait_for()
+        page.locator("#reply-panel").wait_for(state="hidden")
+    assert page.evaluate("window.__marker") == 1, "loaded and replied in place, no full page load"
+
+    _fresh()
+    replies = db.session.scalars(select(Comment).where(Comment.parent_id.is_not(None)).order_by(Comment.id)).all()
+    assert [(r.parent_id, r.body) for r in replies] == [(oldest, "老帖也有人看"), (newest, "新帖再补一句")]
     assert not console_errors
