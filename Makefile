@@ -62,6 +62,8 @@ bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/campaign_fanout.py
 	$(PY) bench/audience_count.py
+	@bin/system-deps --bench
+	$(PY) bench/http_bench.py $(BENCH_ARGS)
 
 # Lighthouse 12 (mobile) on the main pages, logged out and in: needs Chromium (bin/system-deps --test).
 lighthouse: setup
