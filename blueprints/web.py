@@ -225,13 +225,24 @@ def init_web(app: Flask) -> None:
             return response
         return redirect(login_url)
 
+    static_urls: dict[str, str] = {}
+
+    def static_url(filename: str) -> str:
+        """/static/FILE?v=HASH. Kept per process (a deploy restarts it); the debug server looks
+        again each time, so an edited file shows at once. A page of comments asks for the icon
+        sprite 400 times, and each look is a stat() and a url_for."""
+        url = None if app.debug else static_urls.get(filename)
+        if url is None:
+            url = static_urls[filename] = url_for("static", filename=filename, v=static_version(app, filename))
+        return url
+
     @app.context_processor
     def template_helpers():
         unread = 0
         if current_user.is_authenticated:
             unread = Notification.unread_count(current_user)
         return {
-            "static_url": lambda filename: url_for("static", filename=filename, v=static_version(app, filename)),
+            "static_url": static_url,
             "icp_number": app.config["ICP_NUMBER"],
             "locales": LOCALES,
             "current_locale": str(get_locale() or "zh_CN"),

@@ -43,10 +43,14 @@ def search(query: str, limit: int = RESULTS_MAX, cursor: str | None = None):
     for a one-term query they are exactly the best results; for more terms, a story outside
     its rarest term's best CANDIDATES_MAX is not found (past that many, a member refines the
     query rather than scrolls). Returns (stories, terms, next cursor or None); keyset pages on
-    (rank, id), no OFFSET. Three queries at most, with the cards' authors and communities."""
+    (rank, id), no OFFSET. Two queries at most, with the cards' authors and communities (one for
+    a single term, whose page is read from the index directly: `_search_one`)."""
     terms = query_terms(query)
     if not terms:
         return [], terms, None
+    after = cursors.decode("search", cursor, int, int)
+    if len(terms) == 1:
+        return _search_one(terms, limit, after)
     candidates = (select(StoryTerm.story_id).where(StoryTerm.term == _rarest(terms))
                   .order_by(StoryTerm.weight.desc(), StoryTerm.story_id.desc()).limit(CANDIDATES_MAX))
     rank = func.sum(StoryTerm.weight)
@@ -56,14 +60,29 @@ def search(query: str, limit: int = RESULTS_MAX, cursor: str | None = None):
         .group_by(StoryTerm.story_id)
         .having(func.count() == len(terms))
     )
-    after = cursors.decode("search", cursor, int, int)
     if after is not None:
         r, story_id = after
         matches = matches.having(or_(rank < r, and_(rank == r, StoryTerm.story_id < story_id)))
     matches = matches.subquery()
+    return _page(select(Story, matches.c.rank).join(matches, matches.c.id == Story.id)
+                 .order_by(matches.c.rank.desc(), Story.id.desc()), terms, limit)
+
+
+def _search_one(terms: list[str], limit: int, after: tuple[int, int] | None):
+    """A one-term query's page, read straight from the index in rank order (its rank is the
+    term's weight): nothing to add up, so no candidate cap and no sort, one page of rows read."""
+    weight = StoryTerm.weight
+    query = (select(Story, weight).join(StoryTerm, StoryTerm.story_id == Story.id).where(StoryTerm.term == terms[0])
+             .order_by(weight.desc(), StoryTerm.story_id.desc()))
+    if after is not None:
+        r, story_id = after
+        query = query.where(or_(weight < r, and_(weight == r, StoryTerm.story_id < story_id)))
+    return _page(query, terms, limit)
+
+
+def _page(query, terms: list[str], limit: int):
     rows = db.session.execute(
-        select(Story, matches.c.rank).join(matches, matches.c.id == Story.id).where(Story.status == "published")
-        .order_by(matches.c.rank.desc(), Story.id.desc()).limit(limit + 1)
+        query.where(Story.status == "published").limit(limit + 1)
         .options(joinedload(Story.author), joinedload(Story.community))
     ).all()
     more, rows = len(rows) > limit, rows[:limit]

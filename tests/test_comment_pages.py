@@ -89,8 +89,19 @@ def test_one_reply_form_and_one_report_form_serve_the_whole_page(login_as, story
     html = login_as(writer).get(f"/stories/{story.id}").get_data(as_text=True)
     assert html.count("<textarea") == 2, "the comment box and the one reply form"
     assert html.count('action="/moderation/report"') == 1, "one for every comment (the story is the viewer's own)"
-    assert html.count("data-opens=\"reply-panel\"") == COMMENTS_PAGE
-    assert html.count("data-opens=\"report-comment\"") == COMMENTS_PAGE
+    assert html.count('data-actions="reply report"') == COMMENTS_PAGE, "each comment names its actions"
+    assert html.count('data-opens="reply-panel"') == html.count('data-opens="report-comment"') == 1, "in one menu"
+
+
+def test_a_page_of_comments_fragment_stays_small(login_as, story, readers, writer):
+    """The next page htmx appends: 20 threads, with no per-comment copy of a menu or form."""
+    _write(story, readers, COMMENTS_PAGE + 5)
+    client = login_as(writer)
+    rest = client.get(_more(client.get(f"/stories/{story.id}").get_data(as_text=True)), headers=HX)
+    assert rest.status_code == 200 and len(_comment_ids(rest.get_data(as_text=True))) == 5
+    full = client.get(f"/stories/{story.id}").get_data(as_text=True)
+    page = full.split('<ol class="comment-list" id="comment-list">')[1].split('<div id="comment-panels">')[0]
+    assert len(page.encode()) <= 20 * 900, f"{len(page.encode()):,} bytes for 20 comments"
 
 
 def test_a_story_with_200_comments_is_a_small_page(login_as, story, readers):

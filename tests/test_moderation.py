@@ -345,7 +345,8 @@ def test_members_report_a_comment_from_the_story_page(login_as, factories, commu
     db.session.commit()
     reader = login_as(factories.user(login="13955550002", verified=True))
     page = reader.get(f"/stories/{story.id}").get_data(as_text=True)
-    assert f'data-opens="report-comment" data-comment="{comment.id}"' in page and 'name="comment_id" value=""' in page
+    assert f'data-comment="{comment.id}" data-actions="reply report"' in page and 'data-opens="report-comment"' in page
+    assert 'name="comment_id" value=""' in page
     page = reader.get(f"/stories/{story.id}?report={comment.id}").get_data(as_text=True)  # without JS
     assert f'name="comment_id" value="{comment.id}"' in page
     reader.post("/moderation/report", data={"comment_id": comment.id, "reason": "spam"})

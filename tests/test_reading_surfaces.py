@@ -157,13 +157,17 @@ def test_comment_actions_sit_in_a_menu_without_disclosure_triangles(login_as, th
     html = _comments_section(login_as(author).get(f"/stories/{story.id}").get_data(as_text=True))
     assert "<details" not in html and "<summary" not in html
     tags = Tags(html).tags
-    (button,) = [a for t, a in tags if t == "button" and "menu-button" in a.get("class", "")]
-    assert button["aria-expanded"] == "false" and button["aria-controls"] == f"comment-menu-{comment.id}"
-    assert button["aria-label"] == "更多操作"
-    popover = html.split(f'id="comment-menu-{comment.id}"')[1].split("</div>")[0]
-    assert popover.startswith(" hidden>") and "回复" in popover and "举报" in popover and "删除" not in popover
-    assert f'data-opens="reply-panel" data-comment="{comment.id}"' in popover
-    assert f'data-opens="report-comment" data-comment="{comment.id}"' in popover
+    (button,) = [a for t, a in tags if "menu-button" in a.get("class", "")]
+    # Another member's comment: a button naming the page's one shared menu and its actions.
+    assert button["aria-expanded"] == "false" and button["aria-controls"] == "comment-menu"
+    assert button["data-comment"] == str(comment.id) and button["data-actions"] == "reply report"
+    assert button["aria-label"] == "更多操作" and f"menu={comment.id}" in button["href"], "its no-JS link"
+    assert f'id="comment-menu-{comment.id}"' not in html, "no copy of the menu per comment"
+    shared = html.split('id="comment-menu"')[1].split("</div>")[0]
+    assert shared.startswith(" data-shared hidden>") and "回复" in shared and "举报" in shared and "删除" not in shared
+    assert 'data-action="reply" data-opens="reply-panel"' in shared
+    assert 'data-action="report" data-opens="report-comment"' in shared
+    assert html.count('id="comment-menu"') == 1, "one menu"
     assert html.count('<div class="comment-panel" id="reply-panel" data-shared hidden>') == 1, "one reply form"
     assert html.count('<div class="comment-panel" id="report-comment" data-shared hidden>') == 1, "one report form"
     assert f'id="reply-{comment.id}"' not in html and f'id="report-c{comment.id}"' not in html

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from babel.dates import format_skeleton
 from flask import Blueprint, flash, make_response, redirect, request, url_for
-from flask_babel import get_locale, get_timezone
+from flask_babel import get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from extensions import limiter
 from blueprints.access import event_or_404, wants_fragment
+from blueprints.times import format_day
 from blueprints.web import domain_errors, render
 from models import Community, db
 from models.events import (
@@ -39,7 +39,7 @@ def month_choices(today=None) -> list[tuple[str, str]]:
     """("2026-12", "2026年12月") for this Shanghai month and the next few."""
     first = (today or shanghai_day()).replace(day=1)
     months = [add_months(first, n) for n in range(MONTHS_AHEAD)]
-    return [(m.strftime("%Y-%m"), format_skeleton("yMMM", m, locale=get_locale())) for m in months]
+    return [(m.strftime("%Y-%m"), format_day(m, "yMMM")) for m in months]
 
 
 @bp.app_template_filter("event_when")
@@ -48,7 +48,7 @@ def event_when(moment: datetime, skeleton: str = "MMMEd") -> str:
     if moment is None:
         return ""
     local = moment.astimezone(get_timezone())
-    return f"{format_skeleton(skeleton, local, locale=get_locale())} {local:%H:%M}"
+    return f"{format_day(local.date(), skeleton)} {local:%H:%M}"
 
 
 @bp.app_template_filter("event_span")
@@ -68,7 +68,7 @@ def shanghai(moment: datetime) -> datetime:
 @bp.app_template_filter("local_part")
 def local_part(moment: datetime, skeleton: str) -> str:
     """One part of a Shanghai date ('12月', '周六') for the calendar tile of a card."""
-    return format_skeleton(skeleton, moment.astimezone(get_timezone()), locale=get_locale())
+    return format_day(moment.astimezone(get_timezone()).date(), skeleton)
 
 
 def _priority_note(event: Event) -> dict | None:

@@ -1,13 +1,15 @@
 /* "…" menus on comments: a disclosure button (aria-expanded) with a small popover, and menu
    items that open a panel (the reply or report form) under their comment.
 
-   The page holds one reply form and one report form (data-shared panels): an item naming a
+   The page holds one menu, one reply form and one report form (data-shared): another member's
+   comment has only its button (aria-controls="comment-menu", data-comment, data-actions), and
+   opening it moves the shared menu beside the button with that comment's items. An item naming a
    comment (data-comment) moves the panel under that comment's text and fills in the form's
-   data-comment-field. Before htmx swaps content holding a moved panel, the panel goes home.
+   data-comment-field. Before htmx swaps content holding a moved menu or panel, it goes home.
 
-   Without JS the button submits a GET form (?menu=<id>) and the items are links (?reply_to=,
-   ?report=): the server renders the same page with the menu or form open. Delegated listeners,
-   so it keeps working after htmx swaps the comments. */
+   Without JS the button is a link (?menu=<id>) and the items are links (?reply_to=, ?report=):
+   the server renders the same page with that comment's own menu or form open. Delegated
+   listeners, so it keeps working after htmx swaps the comments. */
 (function () {
   "use strict";
 
@@ -15,9 +17,28 @@
     return document.getElementById(button.getAttribute("aria-controls"));
   }
 
+  // The shared menu, for the comment BUTTON opens: beside it, with that comment's items, each
+  // linking where the no-JS page would (?reply_to=<id>#reply-<id>, ?report=<id>#report-c<id>).
+  function fillShared(popover, button) {
+    var id = button.dataset.comment;
+    var actions = (button.dataset.actions || "").split(" ");
+    popover.querySelectorAll("[data-action]").forEach(function (item) {
+      var action = item.dataset.action;
+      var url = new URL(button.href);
+      url.searchParams.delete("menu");
+      url.searchParams.set(action === "reply" ? "reply_to" : "report", id);
+      url.hash = action === "reply" ? "reply-" + id : "report-c" + id;
+      item.href = url.pathname + url.search + url.hash;
+      item.dataset.comment = id;
+      item.hidden = actions.indexOf(action) < 0;
+    });
+    button.after(popover);
+  }
+
   function setOpen(button, open) {
     var popover = popoverOf(button);
     if (!popover) return;
+    if (open && button.dataset.comment && popover.hasAttribute("data-shared")) fillShared(popover, button);
     button.setAttribute("aria-expanded", open ? "true" : "false");
     popover.hidden = !open;
   }
@@ -36,7 +57,7 @@
       closeAll(button);
       setOpen(button, open);
       if (open) {
-        var first = popoverOf(button).querySelector("a, button");
+        var first = popoverOf(button).querySelector("a:not([hidden]), button:not([hidden])");
         if (first) first.focus();
       }
       return;
@@ -96,6 +117,12 @@
   });
 
   document.addEventListener("keydown", function (event) {
+    // The button is a link (its no-JS path): Space presses it, as it does a <button>.
+    if (event.key === " " && event.target.matches && event.target.matches("a.menu-button")) {
+      event.preventDefault();
+      event.target.click();
+      return;
+    }
     if (event.key !== "Escape") return;
     var open = document.querySelector(".menu-button[aria-expanded='true']");
     if (open) {

@@ -77,7 +77,7 @@ def test_older_comments_load_in_place_and_the_one_reply_form_serves_each(page, f
 
     for target, text in ((oldest, "老帖也有人看"), (newest, "新帖再补一句")):
         page.locator(f"#comment-{target} .menu-button").click()
-        page.locator(f"#comment-menu-{target}").get_by_text("回复").click()
+        page.locator("#comment-menu").get_by_text("回复").click()
         panel = page.locator(f"#comment-{target} > #reply-panel")
         assert panel.is_visible(), "the one reply form, under the chosen comment"
         panel.locator("textarea").fill(text)
