@@ -14,7 +14,10 @@ const LOGOUT_PATH = "{{ url_for('auth.logout') }}";
 const DEVICE_DATABASES = ["cheyou-checkin"];
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(SHELL).then((cache) => cache.addAll(PRECACHE)).then(() => self.skipWaiting()));
+  // Without cookies: the shell is the same for everyone (a member's offline page cached here
+  // would outlive their logout), and no answer can set a session cookie over a login meanwhile.
+  const requests = PRECACHE.map((url) => new Request(url, { credentials: "omit" }));
+  event.waitUntil(caches.open(SHELL).then((cache) => cache.addAll(requests)).then(() => self.skipWaiting()));
 });
 
 self.addEventListener("activate", (event) => {
@@ -55,18 +58,22 @@ async function keepPage(url, response) {
   clients.forEach((client) => client.postMessage({ type: "kept", url: url }));
 }
 
+async function keepClientPage(client) {
+  // A page that did not pass through this worker: fetch it once more and keep it if it asks.
+  const url = new URL(client.url);
+  if (url.origin !== self.location.origin) return;
+  try {
+    const response = await fetch(url.href, { credentials: "same-origin" });
+    if (keepable(response)) await keepPage(url.href, response);
+  } catch (error) { /* offline: nothing to keep */ }
+}
+
 async function keepOpenPages() {
-  // Pages opened before this worker controlled them did not pass through it: fetch them once
-  // more so a check-in page opened on first visit still reloads with no signal.
+  // Pages opened before this worker controlled them, so a check-in page opened on first visit
+  // still reloads with no signal. A page still loading now is not among them: it asks itself
+  // ("keep" below) once it has loaded.
   const clients = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-  await Promise.all(clients.map(async (client) => {
-    const url = new URL(client.url);
-    if (url.origin !== self.location.origin) return;
-    try {
-      const response = await fetch(url.href, { credentials: "same-origin" });
-      if (keepable(response)) await keepPage(url.href, response);
-    } catch (error) { /* offline: nothing to keep */ }
-  }));
+  await Promise.all(clients.map(keepClientPage));
 }
 
 async function networkFirst(event) {
@@ -132,6 +139,9 @@ self.addEventListener("fetch", (event) => {
 self.addEventListener("message", (event) => {
   if (event.data === "clear") {
     event.waitUntil(forgetPages());
+  } else if (event.data && event.data.type === "keep" && event.source && event.source.url) {
+    // The URL is the sending window's own, never one it names.
+    event.waitUntil(keepClientPage(event.source));
   }
 });
 

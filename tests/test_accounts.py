@@ -258,3 +258,22 @@ def test_expired_csrf_token_keeps_what_was_typed(client, csrf_on, monkeypatch, c
     assert "页面停留时间过长" in body
     assert 'value="13812345678"' in body and 'value="午后车友"' in body
     assert db.session.scalar(select(User)) is None
+
+
+def test_a_page_still_loading_when_the_login_answers_does_not_log_the_member_out(app, client, factories, csrf_on):
+    """A phone logging in on its first visit has other requests in flight (the service worker
+    fetching its shell, a slow page): each was sent with the visitor's cookie, and one answering
+    after the login with a cookie of its own would put the visitor's session back."""
+    factories.user(login="member@example.com", nickname="表单车友")
+    page = client.get("/auth/login").get_data(as_text=True)
+    visitor_cookie = client.get_cookie("session").value
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+    in_flight = app.test_client()  # the same browser, a request sent before the login
+    in_flight.set_cookie("session", visitor_cookie)
+    client.post("/auth/login", data={"login": "member@example.com", "password": PASSWORD, "csrf_token": token})
+    for path in ("/offline", "/", "/auth/login"):
+        late = in_flight.get(path)
+        assert late.status_code == 200
+        assert not late.headers.getlist("Set-Cookie"), f"{path} would overwrite the member's login cookie"
+    assert "表单车友" in client.get("/me").get_data(as_text=True)

@@ -103,6 +103,7 @@ def test_checkin_page_shows_counters_key_and_urls_and_is_kept_offline(venue):
     response = client.get(f"/events/{event.id}/checkin")
     assert response.status_code == 200
     assert response.headers["X-Cheyou-Offline"] == "keep"
+    assert " data-offline-keep>" in response.text, "loaded uncontrolled, the page asks to be kept"
     assert response.headers["Cache-Control"] == "private, no-store", "no HTTP cache keeps it"
     body = text(response)
     assert_no_inline_code(body)
@@ -361,6 +362,7 @@ def test_the_ticket_link_shows_the_owner_their_ticket(venue, login_as):
     response = owner.get(f"/events/t/{alice.ticket_token}")
     assert response.status_code == 200
     assert response.headers["X-Cheyou-Offline"] == "keep"
+    assert " data-offline-keep>" in response.text
     body = text(response)
     assert_no_inline_code(body)
     ticket = body.split('id="ticket"')[1].split("</article>")[0]

@@ -480,6 +480,7 @@ def test_my_tickets_show_qr_code_position_and_past_outcomes(factories, member, m
     response = member_client.get("/me/tickets")
     assert response.status_code == 200
     assert response.headers["X-Cheyou-Offline"] == "keep"
+    assert "<body " in response.text and " data-offline-keep>" in response.text, "loaded uncontrolled, it asks"
     html = response.text
     coming_part, past_part = html.split('data-section="coming"')[1].split('data-section="past"')
     (reg,) = [r for r in _regs(coming.id) if r.user_id == member.id]

@@ -125,6 +125,7 @@ def test_ordinary_member_pages_do_not_ask_to_be_kept_offline(factories, login_as
         response = member.get(url)
         assert response.status_code == 200, url
         assert "X-Cheyou-Offline" not in response.headers, url
+        assert "data-offline-keep" not in response.text, url
 
 # --- offline page ---------------------------------------------------------------------------
 

@@ -6,6 +6,14 @@
   if ("serviceWorker" in navigator && document.body.dataset.sw) {
     window.addEventListener("load", function () {
       navigator.serviceWorker.register(document.body.dataset.sw, { scope: "/" }).catch(function () {});
+      // A page to keep for offline use (tickets, check-in) that loaded without passing through
+      // the worker (first visit, the worker activating meanwhile, a hard reload) asks it to.
+      var nav = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+      if (document.body.hasAttribute("data-offline-keep") && !(nav && nav.workerStart > 0)) {
+        navigator.serviceWorker.ready.then(function (registration) {
+          if (registration.active) registration.active.postMessage({ type: "keep" });
+        });
+      }
     });
   }
 

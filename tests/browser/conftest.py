@@ -36,10 +36,16 @@ TIMEOUT_MS = 10_000
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No access log lines for every asset the browser fetches."""
+    """No access log lines for every asset the browser fetches; no answer while unplugged."""
 
     def log_request(self, *args, **kwargs):
         pass
+
+    def handle_one_request(self):
+        if self.server.unplugged.is_set():
+            self.close_connection = True  # hang up without a byte: the browser sees a network error
+            return
+        super().handle_one_request()
 
 
 def _buffered(app):
@@ -66,6 +72,7 @@ class LiveServer:
 
     def __init__(self, app):
         self.server = make_server("127.0.0.1", 0, _buffered(app), threaded=True, request_handler=_QuietHandler)
+        self.server.unplugged = threading.Event()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="live-server", daemon=True)
 
@@ -80,11 +87,43 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(app):
-    """Base URL of the shared live server."""
+def live(app) -> LiveServer:
     server = LiveServer(app).start()
-    yield server.url
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(live) -> str:
+    """Base URL of the shared live server."""
+    return live.url
+
+
+class NoSignal:
+    """A phone losing its signal. The browser goes offline and every request is aborted, and the
+    server hangs up on whatever gets out anyway: a controlled page's POST that its service worker
+    lets through can escape Playwright's routing (microsoft/playwright#7588), and a check-in that
+    reached the server while the test says "no signal" would prove nothing."""
+
+    def __init__(self, context, live):
+        self.context, self.live = context, live
+
+    def cut(self):
+        self.live.server.unplugged.set()
+        self.context.set_offline(True)
+        self.context.route("**/*", lambda route: route.abort())
+
+    def restore(self):
+        self.context.unroute("**/*")
+        self.context.set_offline(False)
+        self.live.server.unplugged.clear()
+
+
+@pytest.fixture
+def no_signal(context, live):
+    signal = NoSignal(context, live)
+    yield signal
+    live.server.unplugged.clear()  # the next test's server answers again
 
 
 @pytest.fixture(scope="session")

@@ -39,13 +39,13 @@ def test_the_audience_count_follows_the_filters_live_on_a_small_phone(page, fact
 
     with refreshed(page):
         page.select_option("#level_min", "3")
-    page.wait_for_function("document.querySelector('#audience-live [data-audience-count]')?.dataset.audienceCount === '2'")
+    page.wait_for_function("() => document.querySelector('#audience-live [data-audience-count]')?.dataset.audienceCount === '2'")
     assert page.locator("#audience-live").get_by_text("2 位会员符合").is_visible()
 
     with refreshed(page):  # typing a number refreshes too (debounced)
         page.locator("#inactive_days").fill("")
         page.locator("#inactive_days").press_sequentially("1", delay=30)
-    page.wait_for_function("document.querySelector('#audience-live [data-audience-count]')?.dataset.audienceCount === '3'")
+    page.wait_for_function("() => document.querySelector('#audience-live [data-audience-count]')?.dataset.audienceCount === '3'")
 
     with refreshed(page):  # a reversed range: the reason, no count
         page.select_option("#level_max", "2")
@@ -55,7 +55,7 @@ def test_the_audience_count_follows_the_filters_live_on_a_small_phone(page, fact
 
     with refreshed(page):
         page.select_option("#level_max", "")
-    page.wait_for_function("document.querySelector('#audience-live [data-audience-count]')?.dataset.audienceCount === '3'")
+    page.wait_for_function("() => document.querySelector('#audience-live [data-audience-count]')?.dataset.audienceCount === '3'")
     # The masked sample: no full mobile number anywhere on the page.
     assert page.locator("#audience-live table tbody tr").count() == 3
     assert page.evaluate("document.documentElement.scrollWidth") <= width, "no sideways scrolling on a small phone"

@@ -74,17 +74,7 @@ def _page_errors(errors):
     return [e for e in errors if e.startswith("pageerror") or "Content Security Policy" in e]
 
 
-def _cut(context):
-    context.set_offline(True)
-    context.route("**/*", lambda route: route.abort())
-
-
-def _restore(context):
-    context.unroute("**/*")
-    context.set_offline(False)
-
-
-def test_check_in_offline_then_sync_when_back_online(page, context, factories, console_errors):
+def test_check_in_offline_then_sync_when_back_online(page, context, no_signal, factories, console_errors):
     event, organizer, regs = _venue(factories, "电车阿丽", "老王", "小陈")
     (alice_id, alice_code, _a, _), (bob_id, _b, bob_display, _), (carol_id, carol_code, _c, _) = regs
 
@@ -93,7 +83,7 @@ def test_check_in_offline_then_sync_when_back_online(page, context, factories, c
     # The service worker kept the page (first visit included) for reloads without signal.
     page.locator("[data-checkin-offline-ready]:not([hidden])").wait_for()
 
-    _cut(context)
+    no_signal.cut()
     before = utcnow()
     _type_code(page, alice_code)
     result = page.locator("#checkin-result[data-status=queued]")  # recorded on the phone, not yet synced
@@ -122,7 +112,7 @@ def test_check_in_offline_then_sync_when_back_online(page, context, factories, c
 
     page.wait_for_timeout(1500)  # the scans are now clearly older than the sync
     synced_from = utcnow()
-    _restore(context)  # the `online` event: the queue drains
+    no_signal.restore()  # the `online` event: the queue drains
     _pending(page, 0)
     for reg_id in (alice_id, bob_id):
         scanned = _checked_in_at(reg_id)
@@ -133,11 +123,11 @@ def test_check_in_offline_then_sync_when_back_online(page, context, factories, c
 
     # Offline again, a third scan; the page is closed before the signal returns. Opening it
     # again online sends the queued scan on load (no `online` event needed).
-    _cut(context)
+    no_signal.cut()
     _type_code(page, carol_code)
     _pending(page, 1)
     page.close()
-    _restore(context)
+    no_signal.restore()
     again = context.new_page()
     again.on("pageerror", lambda error: console_errors.append(f"pageerror: {error}"))
     again.goto(f"/events/{event.id}/checkin")
@@ -246,7 +236,7 @@ def test_scanning_a_ticket_qr_with_the_camera(camera_browser, live_server, csrf_
 
 
 
-def test_a_new_version_of_the_app_keeps_the_open_checkin_page_offline(page, context, factories, app):
+def test_a_new_version_of_the_app_keeps_the_open_checkin_page_offline(page, context, no_signal, factories, app):
     """A deploy while the page is open: the new service worker drops the old caches, and keeps the
     open check-in page (and the scripts it loads) again, so it still reloads with no signal."""
     event, organizer, regs = _venue(factories, "电车阿丽")
@@ -266,15 +256,40 @@ def test_a_new_version_of_the_app_keeps_the_open_checkin_page_offline(page, cont
         }""", first[0])
     finally:
         extra.unlink(missing_ok=True)
-    _cut(context)
+    no_signal.cut()
     page.reload()
     page.locator("#checkin[data-checkin-ready]").wait_for(state="attached")
     _type_code(page, regs[0][1])
     page.locator("#checkin-result[data-status=queued]").wait_for()
     _pending(page, 1)
-    _restore(context)
+    no_signal.restore()
     _pending(page, 0)
     assert _checked_in_at(regs[0][0]) is not None
+
+def test_a_checkin_page_loaded_past_the_service_worker_still_gets_kept(page, context, no_signal, factories):
+    """The worker activating while the check-in page was still loading (so the page never passed
+    through it), or a hard reload: the page asks to be kept, and then reloads with no signal."""
+    event, organizer, regs = _venue(factories, "电车阿丽")
+    log_in(page, "13800138000")
+    _open_checkin(page, event.id)
+    page.locator("[data-checkin-offline-ready]:not([hidden])").wait_for()
+    page.evaluate("""async () => {
+      for (const name of await caches.keys()) if (name.startsWith("cheyou-private-")) await caches.delete(name);
+    }""")
+    cdp = context.new_cdp_session(page)
+    with page.expect_navigation():
+        cdp.send("Page.reload", {"ignoreCache": True})  # a hard reload skips the worker
+    assert page.evaluate("performance.getEntriesByType('navigation')[0].workerStart") == 0, "past the worker"
+    page.locator("[data-checkin-offline-ready]:not([hidden])").wait_for()
+    no_signal.cut()
+    page.reload()
+    page.locator("#checkin[data-checkin-ready]").wait_for(state="attached")
+    _type_code(page, regs[0][1])
+    page.locator("#checkin-result[data-status=queued]").wait_for()
+    no_signal.restore()
+    _pending(page, 0)
+    assert _checked_in_at(regs[0][0]) is not None
+
 
 # --- logout on a shared phone -----------------------------------------------------------------
 
@@ -289,7 +304,7 @@ _DEVICE_DATA = """async () => {
 
 
 @pytest.mark.parametrize("clear_site_data", [True, False], ids=["with-clear-site-data", "service-worker-alone"])
-def test_logout_leaves_no_kept_page_or_roster_on_the_phone(page, context, factories, clear_site_data):
+def test_logout_leaves_no_kept_page_or_roster_on_the_phone(page, context, no_signal, factories, clear_site_data):
     event, organizer, regs = _venue(factories, "电车阿丽")
     if not clear_site_data:
         # A browser that ignores Clear-Site-Data: the service worker still wipes what it kept.
@@ -302,10 +317,10 @@ def test_logout_leaves_no_kept_page_or_roster_on_the_phone(page, context, factor
     log_in(page, "13800138000")
     _open_checkin(page, event.id)
     page.locator("[data-checkin-offline-ready]:not([hidden])").wait_for()
-    _cut(context)
+    no_signal.cut()
     _type_code(page, regs[0][1])  # a scan waiting in IndexedDB too
     _pending(page, 1)
-    _restore(context)  # the logout route stays
+    no_signal.restore()  # the logout route stays
     _pending(page, 0)
     page.goto("/")  # a page the member reaches without the check-in page open (it holds the database)
     before = page.evaluate(_DEVICE_DATA)
