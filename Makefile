@@ -14,8 +14,12 @@ run: setup migrate seed
 	@echo "Cheyou on http://$(HOST):$(PORT)  (worker for periodic jobs runs alongside)"
 	@trap 'kill 0' EXIT; $(FLASK) worker & $(FLASK) run --host $(HOST) --port $(PORT)
 
+# One pytest-xdist worker per core, each with databases of its own (tests/conftest.py);
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 setup: system-deps venv assets translations
 

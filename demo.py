@@ -346,9 +346,10 @@ def seed_loyalty(rng, staff, members, partners, communities) -> None:
     now = utcnow()
     rules = ["story_posted", "comment", "like_received", "event_attended", "story_featured", "confirmed_report"]
     for user in staff + members:
-        for i in range(rng.randint(5, 40)):
-            when = now - timedelta(days=rng.randint(1, 330), hours=rng.randint(0, 23))
-            award(user, rng.choice(rules), cause=("demo", f"{user.id}-{i}"), key=f"demo:{i}", now=when)
+        ago = sorted((timedelta(days=rng.randint(1, 330), hours=rng.randint(0, 23))
+                      for _ in range(rng.randint(5, 40))), reverse=True)
+        for i, before in enumerate(ago):  # oldest first, as they would have happened
+            award(user, rng.choice(rules), cause=("demo", f"{user.id}-{i}"), key=f"demo:{i}", now=now - before)
         for day in range(rng.randint(0, 9), 0, -1):
             check_in(user, now=now - timedelta(days=day))
     demo_member = staff[0]

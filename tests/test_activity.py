@@ -220,17 +220,6 @@ def test_backfill_gives_each_member_their_active_days(app, runner, factories, co
     assert db.session.scalar(select(func.count()).select_from(MemberDay)) == total
 
 
-def test_seed_demo_gives_the_demo_members_a_history(runner):
-    from demo import NICKNAMES
-
-    assert runner.invoke(args=["seed-demo"]).output.strip() == "demo data created"
-    members = db.session.scalars(select(User).where(User.nickname.in_(NICKNAMES))).all()
-    assert all(m.last_active_on is not None for m in members)
-    assert sum(len(active_days_of(m)) for m in members) > 3 * len(members)
-    spread = set(db.session.scalars(select(MemberDay.day).distinct()))
-    assert len(spread) > 60 and min(spread) < today() - timedelta(days=180), "a year of history, not one day"
-
-
 # -- inactive for N days; DAU, WAU, MAU -----------------------------------------------------------
 
 def test_inactive_since_counts_whole_days_from_the_last_active_one(factories):

@@ -10,9 +10,10 @@ from html import unescape
 
 from sqlalchemy import func, select
 
-from demo import DEMO_ACCOUNTS, DEMO_PASSWORD
+from demo import DEMO_ACCOUNTS, DEMO_PASSWORD, NICKNAMES
 from models import Community, Membership, PointsPosting, Story, User, db
 from models.campaigns import Campaign, CampaignTarget
+from models.activity import MemberDay, active_days_of, today
 from models.campaigns.report import report_of
 from models.engagement import Comment, StoryLike
 from models.stories import FEED_SIZE, StoryPhoto
@@ -33,7 +34,10 @@ def test_seed_demo_fills_every_feed_past_its_first_page(app, runner):
     started = time.process_time()  # CPU time: a busy CI machine's waits do not count
     assert runner.invoke(args=["seed-demo"]).output.strip() == "demo data created"
     spent = time.process_time() - started
-    assert spent < 30, f"seed-demo took {spent:.1f} s of CPU"  # ~8 s measured
+    # Measured alone: 15 s on SQLite, 23 s on PostgreSQL (psycopg's share of 34,000 statements);
+    # beside a second test worker in CI PostgreSQL's took 32.5 s. Twice the figure fails.
+    budget = 30 if db.engine.dialect.name == "sqlite" else 48
+    assert spent < budget, f"seed-demo took {spent:.1f} s of CPU"
 
     published = _count(Story, Story.status == "published")
     assert published >= 60
@@ -108,3 +112,11 @@ def test_seed_demo_fills_every_feed_past_its_first_page(app, runner):
     assert roles["admin"].get("/admin").status_code == 200
     assert roles["partner"].get("/partner").status_code == 200
     assert roles["member"].get("/partner").status_code == 403
+
+    # The demo members have a year of activity behind them, for the campaigns' "inactive for N
+    # days" and the dashboard's DAU/MAU (issue #12).
+    members = db.session.scalars(select(User).where(User.nickname.in_(NICKNAMES))).all()
+    assert all(m.last_active_on is not None for m in members)
+    assert sum(len(active_days_of(m)) for m in members) > 3 * len(members)
+    spread = set(db.session.scalars(select(MemberDay.day).distinct()))
+    assert len(spread) > 60 and min(spread) < today() - timedelta(days=180), "a year of history, not one day"

@@ -308,15 +308,18 @@ def _rows(name=None, status=None) -> list[JobRow]:
 
 
 def _test_redis_url() -> str:
-    """TEST_REDIS_URL as given; else database 15 of REDIS_URL's server or of a local Redis."""
+    """TEST_REDIS_URL as given (per worker: tests/conftest.py); else database 15 of REDIS_URL's
+    server or of a local Redis (14 for the second xdist worker, …)."""
     from redis import Redis
     from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from tests.workers import own_redis_db
 
     if os.environ.get("TEST_REDIS_URL"):
         return os.environ["TEST_REDIS_URL"]
     if os.environ.get("REDIS_URL"):
-        return urlsplit(os.environ["REDIS_URL"])._replace(path="/15").geturl()
-    url = "redis://127.0.0.1:6379/15"
+        return urlsplit(os.environ["REDIS_URL"])._replace(path=f"/{own_redis_db(15)}").geturl()
+    url = f"redis://127.0.0.1:6379/{own_redis_db(15)}"
     try:
         Redis.from_url(url, socket_connect_timeout=0.5).ping()
     except RedisConnectionError:
