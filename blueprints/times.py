@@ -12,8 +12,9 @@ from functools import lru_cache
 
 from babel.dates import format_skeleton
 from flask_babel import get_locale
-from flask_babel import gettext as _
 from markupsafe import Markup
+
+from blueprints.i18n import gettext as _
 
 from models.types import SHANGHAI, utcnow
 
@@ -76,4 +77,5 @@ def ago(moment: datetime | None, now: datetime | None = None) -> Markup:
 
 def init_times(app) -> None:
     app.add_template_filter(ago, "ago")
+    app.add_template_filter(relative_time, "relative")  # a cached fragment's key: what `ago` says now
     app.add_template_filter(iso_seconds, "iso")

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from blueprints.access import safe_path, wants_fragment
 from blueprints.activity import init_activity
+from blueprints.fragments import init_fragments
 from blueprints.points_cache import init_points_cache
 from blueprints.i18n import LOCALES, html_lang
 from blueprints.times import init_times
@@ -208,7 +209,12 @@ def asset_version(app: Flask) -> str:
 
 def init_web(app: Flask) -> None:
     login_manager.login_view = "auth.login"
-    login_manager.session_protection = "basic"
+    # No session protection: "basic" only marks a session non-fresh (nothing here asks for a
+    # fresh login), and doing so rewrote a visitor's cookie on their second request: such a
+    # request still running when the login answered (the service worker's precache, say) set the
+    # old anonymous cookie back and logged the member out again. "strong" would log out a phone
+    # whenever its network changes.
+    login_manager.session_protection = None
 
     @login_manager.user_loader
     def load_user(session_id: str):
@@ -256,6 +262,7 @@ def init_web(app: Flask) -> None:
     def _format_datetime(value, fmt="medium"):
         return format_datetime(value, fmt) if value else ""
 
+    init_fragments(app)  # `cached_fragment`: story and community cards, comments rendered once per content
     init_times(app)  # `ago`: every past moment members see (刚刚, 5 分钟前, 昨天 14:20)
     init_activity(app)  # a signed-in member's day, recorded once (models/activity.py)
     init_points_cache(app)  # standings a page derived past the cache, stored after it (models/loyalty)

@@ -6,7 +6,7 @@ from datetime import datetime
 from flask_babel import get_locale
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column, query_expression, with_expression
+from sqlalchemy.orm import Mapped, load_only, mapped_column, query_expression, with_expression
 
 from models import db
 from models.accounts import RoleGrant, User
@@ -84,10 +84,11 @@ class Community(db.Model):
                            .values(member_total=Community.member_total + change))
         db.session.expire(self, ["member_total", "viewer_joined"])
 
+    # The community page shows these members by nickname only: their account columns stay behind.
     def recent_members(self, limit: int = 8):
         return list(
             db.session.scalars(
-                select(User)
+                select(User).options(load_only(User.id, User.nickname))
                 .join(Membership, Membership.user_id == User.id)
                 .where(Membership.community_id == self.id)
                 .order_by(Membership.joined_at.desc())
@@ -98,7 +99,7 @@ class Community(db.Model):
     def staff(self) -> dict[str, list]:
         """Organizers and moderators of this community, by role."""
         rows = db.session.execute(
-            select(RoleGrant.role, User)
+            select(RoleGrant.role, User).options(load_only(User.id, User.nickname))
             .join(User, User.id == RoleGrant.user_id)
             .where(RoleGrant.community_id == self.id)
             .order_by(RoleGrant.id)

@@ -55,10 +55,24 @@ class _TextOnly(HTMLParser):
         self.parts.append(data)
 
 
-def plain_text(html: str) -> str:
+def plain_text(html: str, at_least: int | None = None) -> str:
     """What a reader sees of sanitized HTML, as one line of plain text (for excerpts and search
-    snippets: no **, #, >, list dashes or [text](url) left over from the Markdown)."""
+    snippets: no **, #, >, list dashes or [text](url) left over from the Markdown).
+
+    With AT_LEAST, only the opening of a long HTML is read when it holds more than that many
+    characters of text (a card's excerpt needs 90 of a story's thousands): the text starts the
+    same, it just stops sooner."""
+    html = html or ""
+    if at_least is not None and len(html) > 8 * at_least:
+        opening = _text_of(html[: 8 * at_least], complete=False)
+        if len(opening) > at_least:
+            return opening
+    return _text_of(html)
+
+
+def _text_of(html: str, complete: bool = True) -> str:
     parser = _TextOnly()
-    parser.feed(html or "")
-    parser.close()
+    parser.feed(html)
+    if complete:  # a cut-off opening ends mid-tag: what is left unparsed is not text
+        parser.close()
     return " ".join("".join(parser.parts).split())

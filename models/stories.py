@@ -9,11 +9,11 @@ from flask import abort
 from sqlalchemy import (JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, event, exists, func, literal, or_,
                         select, union_all, update)
 from sqlalchemy import text as sql_text
-from sqlalchemy.orm import (Mapped, joinedload, mapped_column, query_expression, relationship, selectinload,
+from sqlalchemy.orm import (Mapped, defer, joinedload, mapped_column, query_expression, relationship, selectinload,
                             with_expression)
 
 from models import N_, DomainError, cursors, db
-from models.accounts import PhoneNotVerified
+from models.accounts import PhoneNotVerified, User
 from models.content_filter import refuse_blocked
 from models.engagement import Comment, StoryLike
 from models.markup import plain_text, render_markdown
@@ -27,6 +27,7 @@ from models.types import UTCDateTime, likely, utcnow
 TITLE_MIN, TITLE_MAX = 2, 60
 BODY_MIN, BODY_MAX = 10, 10_000
 MAX_PHOTOS = 9
+EXCERPT_LENGTH = 90  # characters of plain text a card shows
 # Tag code -> English msgid (translated when shown).
 TAGS = {
     "purchase": N_("Buying story"),
@@ -92,8 +93,8 @@ class Story(db.Model):
     @property
     def excerpt(self) -> str:
         """The opening of the story as the reader sees it: plain text, no Markdown marks."""
-        text = self.plain_text
-        return text[:90] + ("…" if len(text) > 90 else "")
+        text = plain_text(self.body_html, at_least=EXCERPT_LENGTH)
+        return text[:EXCERPT_LENGTH] + ("…" if len(text) > EXCERPT_LENGTH else "")
 
     @property
     def plain_text(self) -> str:
@@ -320,7 +321,10 @@ def _scoped(query, community_ids, author_id):
 def _with_cards(query, viewer=None):
     """Authors and communities joined in, whether VIEWER liked each story asked in the same
     query (`Story.liked`), photos in one more query: two queries a page."""
-    query = query.options(joinedload(Story.author), joinedload(Story.community), selectinload(Story.photos))
+    # A card shows the author's nickname and the story's opening (from body_html): neither the
+    # Markdown source nor the author's account columns travel with twenty rows.
+    query = query.options(defer(Story.body), joinedload(Story.author).load_only(User.id, User.nickname),
+                          joinedload(Story.community), selectinload(Story.photos))
     viewer_id = viewer.id if viewer is not None and getattr(viewer, "is_authenticated", False) else None
     if viewer_id:
         liked = exists().where(StoryLike.story_id == Story.id, StoryLike.user_id == viewer_id)

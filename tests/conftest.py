@@ -37,6 +37,37 @@ class Client(FlaskLoginClient):
             db.session.expire_all()
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs a worker per core) each worker gets databases of its
+    own: a SQLite file in its own temporary folder (below), a PostgreSQL database named after
+    TEST_DATABASE_URL's plus the worker (created on first use), a Redis database counted down
+    from TEST_REDIS_URL's. Processes the tests start (workers, servers) inherit them."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, …
+    if not worker:
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    if os.environ.get("TEST_DATABASE_URL"):
+        url = make_url(os.environ["TEST_DATABASE_URL"])
+        own = url.set(database=f"{url.database}_{worker}")
+        server = create_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            with server.connect() as conn:
+                if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": own.database}):
+                    conn.execute(text(f'CREATE DATABASE "{own.database}"'))
+        finally:
+            server.dispose()
+        os.environ["TEST_DATABASE_URL"] = own.render_as_string(hide_password=False)
+    if os.environ.get("TEST_REDIS_URL"):
+        from urllib.parse import urlsplit
+
+        from tests.workers import own_redis_db
+
+        redis = urlsplit(os.environ["TEST_REDIS_URL"])
+        os.environ["TEST_REDIS_URL"] = redis._replace(path=f"/{own_redis_db(int(redis.path.strip('/') or 0))}").geturl()
+
+
 def _database_url(tmp: Path) -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     return url or f"sqlite:///{tmp / 'test.sqlite3'}"
@@ -161,6 +192,7 @@ def _clean_db(app, request):
     limiter.enabled = False  # another create_app() in a test may have switched it back on
     app.extensions["sms"].sent.clear() if "sms" in app.extensions else None
     app.extensions["jobs"].failures.clear()  # the job rows themselves go with the tables
+    app.extensions["fragments"].clear()  # cached cards of rows gone with the last test (a fresh process)
     yield
     db.session.remove()
     if "corrupts_ledger" not in request.keywords:

@@ -160,3 +160,34 @@ def test_a_deleted_comment_leaves_the_page_or_stays_as_a_placeholder(login_as, s
     kept = client.post(f"/stories/comments/{answered.id}/delete", headers=HX).get_data(as_text=True)
     assert "评论已删除" in kept and "回复一下" in kept and "第 1 条评论" not in kept
     assert kept.lstrip().startswith(f'<li class="comment" id="comment-{answered.id}">')
+
+
+def test_cached_comments_show_each_member_their_own_actions_and_token(app, login_as, story, readers, csrf_on):
+    """A comment's head and text are rendered once per process (blueprints/fragments.py): the
+    author still sees their own delete form with this session's token (and it deletes), another member
+    sees the shared menu with reply and report, and the author's new name shows at once."""
+    mine = add_comment(story, readers[0], "冬天开座椅加热更省电")
+    db.session.commit()
+    author, other = login_as(readers[0]), login_as(readers[1])
+
+    def head(client):
+        page = client.get(f"/stories/{story.id}").get_data(as_text=True)
+        token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+        item = re.search(rf'<li class="comment" id="comment-{mine.id}">.*?</li>', page, re.S).group(0)
+        return item, token
+
+    first, _ = head(other)
+    again, _ = head(other)
+    assert again == first and app.extensions["fragments"].hits >= 1
+    assert 'data-actions="reply report"' in first and "delete" not in first
+    head(login_as(readers[0]))  # the author's other phone: its own session and token
+    own, token = head(author)
+    form_token = re.search(r'name="csrf_token" value="([^"]+)"', own).group(1)
+    assert "\x00" not in own and form_token == token and "data-actions" not in own
+
+    readers[0].nickname = "座椅加热党"
+    db.session.commit()
+    assert "座椅加热党" in head(other)[0]
+    gone = author.post(f"/stories/comments/{mine.id}/delete", data={"csrf_token": form_token})
+    assert gone.status_code in (200, 302, 303), gone.status_code
+    assert db.session.get(Comment, mine.id).status == "deleted"

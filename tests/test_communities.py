@@ -146,3 +146,31 @@ def test_the_home_and_community_list_read_the_counters_without_counting_membersh
     finally:
         event.remove(db.engine, "before_cursor_execute", seen)
     assert not [s for s in statements if "count(" in s.lower() and "memberships" in s], statements
+
+
+def test_a_cached_community_card_carries_each_members_own_token_and_follows_joins(
+        app, login_as, factories, communities, csrf_on):
+    """Community cards are rendered once per process (blueprints/fragments.py): each member's
+    join form still holds their own CSRF token (a join from it works), and a join shows at once."""
+    import re
+
+    alice, bob = login_as(factories.user(nickname="阿丽")), login_as(factories.user(nickname="小周"))
+
+    def card(client, slug="women"):
+        page = client.get("/").get_data(as_text=True)
+        header_token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+        html = re.search(rf'<article class="community-card[^>]*>(?:(?!</article>).)*id="join-{slug}".*?</article>', page, re.S).group(0)
+        return html, header_token
+
+    first, _ = card(alice)
+    bobs, bob_header = card(bob)
+    assert app.extensions["fragments"].hits >= 1, "the second member's page reused the rendered card"
+    form_token = re.search(r'name="csrf_token" value="([^"]+)"', bobs).group(1)
+    assert "\x00" not in bobs and form_token == bob_header, "Bob's form carries Bob's token"
+    assert "0 位" in bobs and "加入" in bobs
+
+    joined = bob.post("/c/women/join", data={"csrf_token": form_token})
+    assert joined.status_code in (302, 303), "the token from the cached card is accepted"
+    again, _ = card(bob)
+    assert "已加入" in again and "1 位" in again
+    assert "1 位" in card(alice)[0] and "已加入" not in card(alice)[0]

@@ -190,7 +190,7 @@ def test_cards_show_counts_and_the_viewers_like(login_as, author, communities, f
     assert (stats[liked.id].likes, stats[liked.id].comments, stats[liked.id].liked) == (3, 2, True)
     assert (stats[other.id].likes, stats[other.id].comments, stats[other.id].liked) == (4, 0, False)
     page = login_as(author).get("/c/ev").get_data(as_text=True)
-    assert 'data-likes="3" data-liked="true"' in page and 'data-likes="4" data-liked="false"' in page
+    assert '"card-likes liked" data-likes="3"' in page and '"card-likes" data-likes="4"' in page
     assert 'data-comments="2"' in page
     anonymous = card_stats([liked], None)
     assert anonymous[liked.id].liked is False and anonymous[liked.id].likes == 3
@@ -217,3 +217,34 @@ def test_a_feed_page_costs_the_same_queries_for_both_orders(login_as, author, co
     many = {p: queries(p) for p in paths}
     assert many == few, (few, many)
     print("queries per feed page:", many)
+
+
+def test_a_cached_card_shows_every_change_a_member_would_notice(app, client, author, fans, communities):
+    """Cards are rendered once per process and reused (blueprints/fragments.py); whatever changes
+    what a card says makes a new one: a like, an edit, the author's new name, the language."""
+    story = make_story(author, communities["ev"], "冬天续航实测", hours_ago=2)
+    cache = app.extensions["fragments"]
+
+    def card():
+        page = client.get("/").get_data(as_text=True)
+        return re.search(rf'<article class="story-card" id="story-card-{story.id}">.*?</article>', page, re.S).group(0)
+
+    first = card()
+    assert "冬天续航实测" in first and "热门老张" in first and 'data-likes="0"' in first
+    assert card() == first and cache.hits >= 1, "the second view reuses the rendered card"
+
+    like(story, fans[:3])
+    assert 'data-likes="3"' in card()
+
+    save_story(author, StoryInput(communities["ev"], "冬天续航实测（更新）", "开了暖风以后掉得更多。", []), publish=True, story=story)
+    db.session.commit()
+    edited = card()
+    assert "冬天续航实测（更新）" in edited and "开了暖风以后掉得更多" in edited
+
+    author.nickname = "改名老张"
+    db.session.commit()
+    assert "改名老张" in card()
+
+    client.post("/lang", data={"lang": "en"})
+    english = card()
+    assert "likes" in english and "h ago" in english and english != edited

@@ -116,9 +116,10 @@ def test_the_readers_answer_from_the_cache_and_the_replay_alike(factories, state
     with statements() as seen:
         figures = (balance_of(member), spendable_balance(member, now), level_of(member, now).number,
                    expiring_soon(member, now))
-    # Each reads the ladder and the member's row (the member reloads after the commit): no replay.
+    # Each reads the member's row, the ladder once for all (the member reloads after the commit): no replay.
     assert not [s for s in seen if "points_ledger" in s]
-    assert len([s for s in seen if "FROM member_points" in s]) == len([s for s in seen if "FROM levels" in s]) == 4
+    assert len([s for s in seen if "FROM member_points" in s]) == 4
+    assert len([s for s in seen if "FROM levels" in s]) == 1
     expected = truth(member, now)
     assert figures == (expected["balance"], expected["spendable"], expected["level"], expected["expiring"])
     assert expiring_soon(member, now) and expiring_soon(member, now, within=timedelta(days=200)) == expiring_by_day(
@@ -161,7 +162,7 @@ def test_a_page_read_past_valid_until_stores_the_fresh_standing_after_the_view(a
     fresh = row_of(member)
     assert fresh.version == stale.version + 1 and fresh.as_of > stale.as_of
     assert (fresh.balance, fresh.spendable, fresh.growth, fresh.level_number) == (100, 0, 0, 1)
-    written = [i for i, s in enumerate(seen) if s.startswith("INSERT INTO member_points")]
+    written = [i for i, s in enumerate(seen) if s.startswith(("INSERT INTO member_points", "UPDATE member_points"))]
     assert len(written) == 1
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # The page read in a plain transaction; the row was written in a short one of its own.
@@ -315,3 +316,89 @@ def test_concurrent_postings_and_a_page_deriving_the_standing_leave_it_right(app
     # 3 old referrals, 6 comments, 4 likes: each one in the ledger and in the cached balance.
     assert db.session.scalar(select(func.count()).where(PointsPosting.user_id == writer.id)) == 3 + 6 + 4 + 1
     assert balance_of(writer) == truth(writer, utcnow())["balance"]
+
+
+def test_a_transaction_reads_the_levels_once_and_the_next_one_sees_a_change(factories, statements,
+                                                                            level_two_threshold):
+    """An award reads the ladder for the multiplier, the standing and the rewrite of the cached
+    row: one query for all of them, savepoints included; a threshold changed by another
+    connection and committed is read by the next transaction."""
+    from sqlalchemy import create_engine
+
+    member = factories.user()
+    award(member, "referral", cause=("test", "warm"))  # the rule and standing rows exist
+    db.session.commit()
+    with statements() as seen:
+        award(member, "referral", cause=("test", "once"))
+        level_of(member)
+        db.session.commit()
+    assert sum(" FROM levels" in s for s in seen) == 1, [s for s in seen if " FROM levels" in s]
+    other = create_engine(db.engine.url.render_as_string(hide_password=False))
+    try:
+        with other.begin() as connection:
+            connection.execute(update(Level).where(Level.number == 2).values(growth_threshold=50))
+    finally:
+        other.dispose()
+    assert [level.growth_threshold for level in Level.ladder() if level.number == 2] == [50]
+    assert level_of(member).number == 2  # its 60 growth reaches Lv.2 from 50 on
+
+
+def _replays(seen: list[str]) -> list[str]:
+    """The statements among SEEN that read a member's whole ledger to replay it."""
+    return [s for s in seen if "FROM points_ledger" in s and "ORDER BY points_ledger.created_at" in s]
+
+
+def test_a_credit_moves_the_standing_on_without_a_replay_and_ends_where_the_replay_does(factories, statements):
+    """An award or refund that is the member's newest posting moves the stored row on in place
+    (no read of the whole ledger); anything else (a debit, a backdated credit, past the row's
+    valid_until) replays. Over two years of random postings, every row stays what `derive`
+    makes of the ledger, field by field: the same check `points verify` runs."""
+    import random
+
+    rng = random.Random(13)
+    member, admin = factories.user(), factories.user(role="admin")
+    rules = ["story_featured", "comment", "like_received", "story_posted", "referral"]
+    at, fast, replayed, kinds = T0, 0, 0, set()
+    for n in range(160):
+        at += timedelta(hours=rng.choice([1, 5, 20, 26, 49, 24 * 30]))
+        roll = rng.random()
+        with statements() as seen:
+            if roll < 0.55:
+                award(member, rng.choice(rules), cause=("test", str(n)), now=at)
+                kind = "award"
+            elif roll < 0.7:
+                award(member, "checkin", key=f"checkin:{shanghai_day(at).isoformat()}", now=at)
+                kind = "checkin"
+            elif roll < 0.8:
+                refund(member, rng.randint(1, 40), cause=("test", f"r{n}"), now=at)
+                kind = "refund"
+            elif roll < 0.9 and spendable_balance(member, at) > 10:
+                spend(member, rng.randint(1, 10), cause=("test", f"s{n}"), now=at)
+                kind = "spend"
+            elif roll < 0.95:  # backdated: not the newest posting, so it must replay
+                award(member, "comment", cause=("test", f"old{n}"), now=at - timedelta(days=rng.randint(1, 60)))
+                kind = "backdated"
+            else:
+                adjust(member, rng.choice([-5, 15]), "更正", admin, key=f"adj{n}", now=at)
+                kind = "adjust"
+            db.session.commit()
+        kinds.add(kind)
+        assert verify_standings_of(member) == [], (n, kind)
+        if kind in ("award", "checkin", "refund") and not _replays(seen):
+            fast += 1
+        if kind in ("backdated", "spend"):
+            assert _replays(seen), (n, kind)
+            replayed += 1
+    assert kinds >= {"award", "checkin", "refund", "spend", "backdated", "adjust"}
+    assert replayed and fast > 60, (fast, replayed)  # most credits took the fast way
+    # A year and more later every lot expired and all growth aged out (the level job restates
+    # the row): the next award is the only thing that will change with time, twice over.
+    at += timedelta(days=400)
+    refresh_standing(member, at)
+    db.session.commit()
+    assert Standing.from_row(row_of(member)).valid_until is None
+    with statements() as seen:
+        award(member, "story_featured", cause=("test", "after"), now=at + timedelta(hours=1))
+        db.session.commit()
+    assert not _replays(seen)
+    assert verify_standings_of(member) == []

@@ -59,6 +59,38 @@ def test_a_community_page_list_reads_its_index(communities, factories, table, in
     assert index in plan, plan
 
 
+def test_a_members_points_history_reads_their_postings_only(factories):
+    """The history page walks the member's own postings in (user_id, id) order. Without that
+    index PostgreSQL walked the whole ledger's primary key backwards, filtering for the member
+    (653 ms at 1,001,200 postings). The ledger is shaped like the real one, many members with a
+    few dozen postings each, and its statistics are fresh, so neither database can call the
+    primary key walk cheaper because one member owns most rows of a test table."""
+    from datetime import date
+
+    from sqlalchemy import insert, text
+
+    from models.loyalty.ledger import PointsPosting, history
+
+    members = [factories.user() for _ in range(30)]
+    db.session.commit()
+    db.session.execute(insert(PointsPosting), [
+        {"user_id": m.id, "kind": "earn", "points": 5, "growth": 5, "reason": "test", "key": f"plan:{m.id}:{n}",
+         "day": date(2026, 12, 1)}
+        for m in members for n in range(30)])
+    db.session.commit()
+    db.session.execute(text("ANALYZE points_ledger"))
+    db.session.commit()
+    with _first_statement("points_ledger") as seen:
+        assert len(history(members[7])) == 20
+    plan = _plan(*seen[0])
+    assert "ix_points_ledger_user_id_id" in plan, plan
+    db.session.rollback()
+    if db.session.connection().dialect.name == "sqlite":  # later tests plan without these statistics
+        db.session.execute(text("DELETE FROM sqlite_stat1 WHERE tbl = 'points_ledger'"))
+        db.session.commit()
+        db.session.execute(text("ANALYZE sqlite_schema"))
+
+
 def test_a_threads_replies_check_reads_the_replies_index(communities, factories):
     """Whether a deleted comment still has replies to show is asked per thread: it must be an
     index lookup, also after ANALYZE has seen that almost every comment is top-level (SQLite

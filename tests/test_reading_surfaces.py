@@ -125,13 +125,33 @@ def test_excerpt_is_plain_text_without_markdown_marks(factories, communities, cl
         assert mark not in card, mark
 
 
+def test_a_long_storys_excerpt_reads_only_its_opening_and_says_the_same(factories, communities):
+    """A card reads the first 720 characters of a long story's HTML, not all of it; the excerpt
+    is the full text's opening all the same, even when the cut falls inside a tag or an entity."""
+    from models.markup import _text_of, plain_text
+
+    author = factories.user(login="13900000003", verified=True)
+    long_body = "\n\n".join(f"第{i}段：**电池**和[充电](https://example.com/{i})的事 &amp; 更多。" + "细节" * 20
+                              for i in range(60))
+    story = save_story(author, StoryInput(communities["ev"], "很长的故事", long_body, []), publish=True)
+    html = story.body_html
+    assert len(html) > 5_000
+    full = plain_text(html)
+    assert story.excerpt == full[:90] + "…"
+    for cut in range(1, 1500):  # the opening's end lands inside every kind of markup
+        opening = _text_of(html[:cut], complete=False)
+        assert full.startswith(opening.rstrip()), (cut, html[cut - 20:cut])
+    short = plain_text("<p>短</p>", at_least=90)
+    assert short == "短"
+
+
 def test_search_snippet_is_plain_text_with_escaped_highlights(factories, communities, client):
     author = factories.user(login="13900000003", verified=True)
     body = "**电池** <b>不是</b> 标签，[看这里](https://example.com) 了解电池。"
     save_story(author, StoryInput(communities["ev"], "电池心得", body, []), publish=True)
     db.session.commit()
     page = client.get("/stories/search", query_string={"q": "电池"}).get_data(as_text=True)
-    snippet = page.split('class="muted small search-excerpt">')[1].split("</p>")[0]
+    snippet = page.split('class="search-excerpt">')[1].split("</p>")[0]
     assert snippet == "<mark>电池</mark> &lt;b&gt;不是&lt;/b&gt; 标签，看这里 了解<mark>电池</mark>。"
 
 

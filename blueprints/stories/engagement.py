@@ -1,6 +1,8 @@
 """Likes and comments on a story, in place with htmx (and plain forms without JS)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -44,11 +46,13 @@ def story_engagement(story: Story, cursor: str | None = None, **refusal) -> dict
         "next_cursor": next_cursor, "can_report": reportable}
 
 
-def _like_response(story: Story):
+def _like_response(story_id: int, likes: int, liked: bool):
+    """The like button after the commit, from what the transaction knew: the fragment needs only
+    the story's id, so the expired story is not read again."""
     if wants_fragment():
-        return render("stories/show.html", "stories/_like.html", story=story,
-                      likes=like_count(story), liked=has_liked(story, current_user))
-    return redirect(url_for("stories.show", story_id=story.id))
+        return render("stories/show.html", "stories/_like.html", story=SimpleNamespace(id=story_id),
+                      likes=likes, liked=liked)
+    return redirect(url_for("stories.show", story_id=story_id))
 
 
 @bp.post("/<int:story_id>/like")
@@ -57,8 +61,9 @@ def like_story(story_id):
     """Like a published story in place (404 for any other: drafts, stories in review, hidden)."""
     story = Story.get_published_or_404(story_id)
     like(story, current_user)
+    likes = like_count(story)  # moved in SQL by like(); the row is this transaction's until the commit
     db.session.commit()
-    return _like_response(story)
+    return _like_response(story_id, likes, liked=True)
 
 
 @bp.post("/<int:story_id>/unlike")
@@ -66,8 +71,9 @@ def like_story(story_id):
 def unlike_story(story_id):
     story = Story.get_published_or_404(story_id)
     unlike(story, current_user)
+    likes = like_count(story)
     db.session.commit()
-    return _like_response(story)
+    return _like_response(story_id, likes, liked=False)
 
 
 FORM_IDS = {"new": "comment-form-new", "shared": "reply-form"}

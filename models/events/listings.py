@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.orm import aliased, defer, joinedload
 
 from models import cursors, db
 from models.events.model import Event, Registration
@@ -83,6 +83,8 @@ def upcoming(community_id: int | None = None, month: str | None = None, after: t
         query = query.where(Event.starts_at >= bounds[0], Event.starts_at < bounds[1])
     if after is not None:
         query = query.where(or_(Event.starts_at > after[0], and_(Event.starts_at == after[0], Event.id > after[1])))
+    # A card shows no description: its Markdown and HTML stay in the database.
+    query = query.options(defer(Event.description), defer(Event.description_html))
     return _cards(query.order_by(Event.starts_at, Event.id).limit(limit))
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask_babel import get_locale
-from sqlalchemy import CheckConstraint, String, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import CheckConstraint, String, event, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models import N_, db
 
@@ -23,6 +23,9 @@ RULE_LABELS = (
     N_("Daily check-in"), N_("7-day check-in streak"), N_("Story posted"), N_("Story featured"), N_("Comment"),
     N_("Like received"), N_("Event attended"), N_("Friend invited"), N_("Report confirmed"), N_("Welcome-back gift"),
 )
+
+
+_LADDER = "loyalty.ladder"  # Session.info key of the transaction's levels
 
 
 class Level(db.Model):
@@ -64,7 +67,17 @@ class Level(db.Model):
 
     @classmethod
     def ladder(cls) -> list[Level]:
-        return list(db.session.scalars(select(cls).order_by(cls.number)))
+        """The levels by number, read once per transaction: a like reads them for the multiplier,
+        the standing and the page (three queries before)."""
+        ladder = db.session.info.get(_LADDER)
+        if ladder is None:
+            ladder = db.session.info[_LADDER] = list(db.session.scalars(select(cls).order_by(cls.number)))
+        return list(ladder)
+
+    @staticmethod
+    def cached_ladder(session) -> list[Level] | None:
+        """SESSION's ladder if this transaction read it already (for a flush hook, which must not query)."""
+        return session.info.get(_LADDER)
 
     @classmethod
     def reached_with(cls, growth: int) -> tuple[Level, Level | None]:
@@ -115,3 +128,23 @@ class EarningRule(db.Model):
         if rule is None:
             raise KeyError(f"unknown earning rule {code!r}")
         return rule
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_ladder_after_transaction(session, transaction):
+    """The next transaction reads the levels again: an admin may have changed them meanwhile.
+    A savepoint's end is not the transaction's: the ladder holds through it."""
+    if transaction.parent is None:
+        session.info.pop(_LADDER, None)
+
+
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_ladder(session, *_args):
+    session.info.pop(_LADDER, None)
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_changed_ladder(session, *_args):
+    if any(isinstance(obj, Level) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info.pop(_LADDER, None)

@@ -153,6 +153,43 @@ class Standing:
             return None
         return day == self.checkin_day, self.checkin_streak if (day - self.checkin_day).days <= 1 else 0
 
+    def plus_credit(self, credit, ladder) -> Standing | None:
+        """This standing with CREDIT added, as `derive` finds it at the credit's moment: CREDIT
+        is a posting of positive points (anything with the ledger's columns) that comes after
+        every other posting of the member, LADDER the levels (by number). None where only
+        `derive` can tell: the standing does not hold at that moment, or not for LADDER.
+
+        Exact because a fresh standing means no lot expired and no growth aged out between
+        `as_of` and the credit, and a credit is a lot of its own that no earlier debit takes
+        (`replay` never pays a deficit back)."""
+        at = credit.created_at.astimezone(timezone.utc)
+        if credit.points <= 0 or credit.growth < 0 or not self.is_fresh(at, ladder_key(ladder)):
+            return None
+        checkin_day, streak = self.checkin_day, self.checkin_streak
+        if credit.rule == "checkin":
+            if checkin_day is not None and credit.day < checkin_day:
+                return None
+            if checkin_day is None or (credit.day - checkin_day).days > 1:
+                checkin_day, streak = credit.day, 1
+            elif credit.day > checkin_day:
+                checkin_day, streak = credit.day, streak + 1
+        expires_at = credit.expires_at or NEVER
+        if expires_at <= at:  # born expired: not a lot `derive` would count as coming
+            return None
+        changes = [self.valid_until] if self.valid_until is not None else []
+        if expires_at < NEVER:
+            changes.append(expires_at)
+        if credit.growth > 0:
+            changes.append(at + GROWTH_WINDOW)
+        valid_until = min(changes, default=None)
+        coming = list(self.expiring) + ([(expires_at, credit.points)] if expires_at < NEVER else [])
+        growth = self.growth + credit.growth
+        return replace(
+            self, balance=self.balance + credit.points, spendable=self.spendable + credit.points, growth=growth,
+            level_number=reached_in(ladder, growth)[0].number, expiring=_grouped(coming, valid_until),
+            checkin_day=checkin_day, checkin_streak=streak, as_of=at, valid_until=valid_until, level=None,
+        )
+
     def row(self) -> dict:
         """The stored columns (all but the member and the version)."""
         values = {name: getattr(self, name) for name in STORED}
