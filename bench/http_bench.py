@@ -1,12 +1,14 @@
-"""Issue #13's measurement over HTTP: every page and write of a member, at full scale and on the
-demo data, beside the floor app, on SQLite and (with BENCH_DATABASE_URL) PostgreSQL.
+"""Issue #13's measurement over HTTP: every page and write of a member, at full scale, at a tenth
+of it and on the demo data, beside the floor app, on SQLite and (with BENCH_DATABASE_URL) PostgreSQL.
 
     make bench       # or: .venv/bin/python bench/http_bench.py [--factor 1.0] [--duration 10]
-                     #        [--connections 16] [--markdown PATH] [--sizes demo,full] [--pages home,story]
+                     #        [--connections 16] [--markdown PATH] [--sizes demo,tenth,full] [--pages home,story]
 
 For each database and size: a fresh database (SQLite: a new file; PostgreSQL: BENCH_DATABASE_URL,
 emptied — DROP SCHEMA public CASCADE — and migrated, like TEST_DATABASE_URL in the tests), filled
-by `seed-demo` or by bench/scale.py; Cheyou under `gunicorn -w 2 "app:create_app()"` and the floor
+by `seed-demo` or by bench/scale.py (at a tenth: the same shapes with ten times fewer rows, so
+a story, search or event page is as full as at full scale and "full ÷ tenth" is the data's
+growth alone, where "full ÷ demo" also counts a longer page); Cheyou under `gunicorn -w 2 "app:create_app()"` and the floor
 app (bench/floor_app.py) under the same settings; then `wrk -t2 -c16 -d10s --latency` on each page
 with the session cookie of a member of all four communities (the demo member, joined to all of
 them, on the demo data), and on each write with a Lua script (bench/writes.py says who sends what).
@@ -135,6 +137,10 @@ def build_app(url: str, instance: Path):
     return app
 
 
+SIZE_TITLES = {"demo": "demo data", "tenth": "a tenth of full scale", "full": "full scale"}
+SCALE_SHARE = {"tenth": 0.1, "full": 1.0}  # of --factor, for the sizes bench/scale.py makes
+
+
 def fill(app, size: str, factor: float, seed: int) -> dict:
     """Demo data or the scale generator's; returns the viewer's login and the story page's id."""
     from sqlalchemy import func, select
@@ -143,10 +149,10 @@ def fill(app, size: str, factor: float, seed: int) -> dict:
     from models.engagement import Comment
     from models.stories import Story
 
-    if size == "full":
+    if size in SCALE_SHARE:
         import scale
 
-        made = scale.generate(app, factor, seed, log=progress)
+        made = scale.generate(app, factor * SCALE_SHARE[size], seed, log=progress)
         return {"login": scale.VIEWER_LOGIN, "password": scale.VIEWER_PASSWORD, "story_id": made["big_story_id"],
                 "sizes": made["sizes"]}
     from demo import DEMO_PASSWORD, seed as seed_demo
@@ -278,7 +284,7 @@ def measure(database: str, url: str, size: str, args, workdir: Path) -> Table:
     world = writes.prepare(app, crowd, min(args.payers, crowd), args.seed)
     table = Table(database, size, describe(app))
     if filled["sizes"]:
-        table.described += f", factor {args.factor:g}: " + ", ".join(f"{k} {v:,}" for k, v in filled["sizes"].items())
+        table.described += f", factor {args.factor * SCALE_SHARE[size]:g}: " + ", ".join(f"{k} {v:,}" for k, v in filled["sizes"].items())
     cookies = {"redeem": writes.signed_in(app, world.payers, wrk.USER_AGENT)}
     cookies["like"] = cookies["comment"] = cookies["signup"] = writes.signed_in(app, world.crowd, wrk.USER_AGENT)
 
@@ -351,9 +357,13 @@ def _rps(value: float) -> str:
     return _n(value, 1 if value < 100 else 0)
 
 
-def markdown(table: Table, demo: Table | None, args) -> str:
+def markdown(table: Table, smaller: list[Table], args) -> str:
+    """TABLE's rows; at full scale each page's req/s also as a ratio to the same page's on each
+    of the SMALLER databases measured before it (demo data, a tenth of the scale): as measured,
+    and as a ratio of the two "× floor" figures, which takes out the machine's own drift between
+    the two measurements (on these shared machines the floor itself moves by a third)."""
     loads = lambda load: " / ".join(f"{x:.2f}" for x in load) if load else "—"  # noqa: E731
-    lines = [f"### {table.database}, {'full scale' if table.size == 'full' else 'demo data'}",
+    lines = [f"### {table.database}, {SIZE_TITLES[table.size]}",
              "",
              f"{table.described}; gunicorn -w {servers.WORKERS}; wrk -t{wrk.THREADS} -c{args.connections} "
              f"-d{args.duration:g}s --latency; load average (1/5/15 min) before {loads(table.load_before)}, "
@@ -363,16 +373,18 @@ def markdown(table: Table, demo: Table | None, args) -> str:
              ""]
     header = "| page | req/s | × floor | p50 ms | p99 ms | bytes | br bytes | queries |"
     rule = "|---|---:|---:|---:|---:|---:|---:|---:|"
-    if demo is not None:
-        header, rule = header + " full ÷ demo |", rule + "---:|"
+    for other in smaller:
+        header, rule = header + f" full ÷ {other.size} | same, × floor |", rule + "---:|---:|"
     lines += [header, rule]
-    demo_rps = {r.key: r.rps for r in demo.rows if not r.failure} if demo else {}
+    smaller_rps = [({r.key: r.rps for r in other.rows if not r.failure}, other.floor) for other in smaller]
     for row in table.rows:
         ratio = row.rps / table.floor if table.floor and not row.failure else None
         cells = [row.label + (f" **failed: {row.failure}**" if row.failure else ""), _rps(row.rps), _n(ratio, 3),
                  _n(row.p50_ms, 1), _n(row.p99_ms, 0), _n(row.bytes), _n(row.br_bytes), _n(row.queries)]
-        if demo is not None:
-            cells.append(_n(row.rps / demo_rps[row.key], 2) if demo_rps.get(row.key) and not row.failure else "—")
+        for rps, floor in smaller_rps:
+            known = rps.get(row.key) and not row.failure
+            cells.append(_n(row.rps / rps[row.key], 2) if known else "—")
+            cells.append(_n((row.rps / table.floor) / (rps[row.key] / floor), 2) if known and floor and table.floor else "—")
         lines.append("| " + " | ".join(cells) + " |")
     # Writes: rows added may pass the requests wrk counted by those still in flight when it stopped.
     notes = [f"{r.label}: {r.requests:,} requests, {r.rows_added:,} rows added, {r.non_2xx:,} non-2xx, "
@@ -389,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=float, default=1.0, help="full scale's size (1.0: issue #13's)")
     parser.add_argument("--duration", type=float, default=10, help="seconds of wrk per page")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--sizes", default="demo,full", help="demo, full or both")
+    parser.add_argument("--sizes", default="demo,tenth,full",
+                        help="demo (seed-demo), tenth (the scale generator at a tenth: pages as full as at full "
+                             "scale, ten times fewer rows), full; in that order")
     parser.add_argument("--pages", default=",".join(k for k, _, _ in PAGES), help="keys: " + ", ".join(k for k, _, _ in PAGES))
     parser.add_argument("--writes", default=",".join(writes.WRITES), help="keys: " + ", ".join(writes.WRITES))
     parser.add_argument("--crowd", type=int, default=0, help="members sending writes (default 400 a second of --duration)")
@@ -403,9 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     args.pages = [p for p in args.pages.split(",") if p]
     args.writes = [w for w in args.writes.split(",") if w]
     args.crowd = args.crowd or int(args.duration * 400) + 100
-    unknown = set(args.sizes) - {"demo", "full"} | set(args.pages) - {k for k, _, _ in PAGES} | set(args.writes) - set(writes.WRITES)
+    unknown = set(args.sizes) - set(SIZE_TITLES) | set(args.pages) - {k for k, _, _ in PAGES} | set(args.writes) - set(writes.WRITES)
     if unknown:
         parser.error(f"unknown: {', '.join(sorted(unknown))}")
+    args.sizes = [s for s in SIZE_TITLES if s in args.sizes]  # the smaller first: full scale compares to them
     if not wrk.available():
         raise SystemExit("wrk is not installed: bin/system-deps --bench (Debian's wrk)")
     logging.basicConfig(level=logging.ERROR)  # before create_app's: the app's INFO lines would drown the progress
@@ -420,17 +435,16 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="cheyou-http-bench-"))
     try:
         for database, url in databases:
-            demo = None
+            smaller = []
             for size in args.sizes:
                 workdir = work / f"{database.lower()}-{size}"
                 workdir.mkdir()
                 table = measure(database, url or f"sqlite:///{workdir / 'bench.sqlite3'}", size, args, workdir)
                 tables.append(table)
-                text = markdown(table, demo if size == "full" else None, args)
+                text = markdown(table, smaller if size == "full" else [], args)
                 out.append(text)
                 print(text, flush=True)
-                if size == "demo":
-                    demo = table
+                smaller.append(table)
                 if not args.keep and url is None:
                     (workdir / "bench.sqlite3").unlink(missing_ok=True)
     finally:
