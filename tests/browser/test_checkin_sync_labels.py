@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.test_checkin import _checked_in_at, _cut, _open_checkin, _page_errors, _pending, _restore, \
+from tests.browser.test_checkin import _checked_in_at, _open_checkin, _page_errors, _pending, \
     _type_code, _venue
 from tests.browser.test_shell import log_in
 
@@ -15,7 +15,8 @@ WIDTHS = [360, 412]
 
 
 @pytest.mark.parametrize("width", WIDTHS, ids=[f"{w}px" for w in WIDTHS])
-def test_offline_scan_says_recorded_then_synced_with_the_count(page, context, factories, console_errors, width):
+def test_offline_scan_says_recorded_then_synced_with_the_count(page, context, no_signal, factories, console_errors,
+                                                              width):
     page.set_viewport_size({"width": width, "height": 780})
     event, organizer, regs = _venue(factories, "电车阿丽", "老王")
     (alice_id, alice_code, _a, _), (bob_id, bob_code, _b, _) = regs
@@ -23,7 +24,7 @@ def test_offline_scan_says_recorded_then_synced_with_the_count(page, context, fa
     _open_checkin(page, event.id)
     page.locator("[data-checkin-offline-ready]:not([hidden])").wait_for()
 
-    _cut(context)
+    no_signal.cut()
     _type_code(page, alice_code)
     banner = page.locator("#checkin-result[data-status=queued]")
     banner.wait_for()
@@ -34,7 +35,7 @@ def test_offline_scan_says_recorded_then_synced_with_the_count(page, context, fa
     assert page.locator("[data-checkin-synced]").is_hidden()
     page.screenshot(path=f"/tmp/cheyou-checkin-queued-{width}.png")
 
-    _restore(context)  # the `online` event: the queue drains
+    no_signal.restore()  # the `online` event: the queue drains
     synced = page.locator("[data-checkin-synced='1']")
     synced.wait_for()
     assert synced.inner_text().strip() == "已同步 1 条"
@@ -52,18 +53,18 @@ def test_offline_scan_says_recorded_then_synced_with_the_count(page, context, fa
     assert not _page_errors(console_errors)
 
 
-def test_a_sync_counts_every_scan_it_sent_in_english(page, context, factories, console_errors):
+def test_a_sync_counts_every_scan_it_sent_in_english(page, context, no_signal, factories, console_errors):
     event, organizer, regs = _venue(factories, "电车阿丽", "老王", "小陈")
     log_in(page, "13800138000")
     page.context.add_cookies([{"name": "lang", "value": "en", "url": page.url}])
     _open_checkin(page, event.id)
     page.locator("[data-checkin-offline-ready]:not([hidden])").wait_for()
-    _cut(context)
+    no_signal.cut()
     for _reg_id, code, _display, _token in regs:
         _type_code(page, code)
         _pending(page, regs.index((_reg_id, code, _display, _token)) + 1)
     assert page.locator("[data-checkin-verdict]").inner_text().strip() == "Recorded, waiting to sync"
-    _restore(context)
+    no_signal.restore()
     page.locator("[data-checkin-synced='3']").wait_for()
     assert page.locator("[data-checkin-synced]").inner_text().strip() == "3 check-ins synced"
     page.locator("#checkin-result[data-status=ok]").wait_for()
