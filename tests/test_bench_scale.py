@@ -67,3 +67,24 @@ def test_the_ledger_gives_the_benchmark_member_a_balance_and_level(world):
     viewer = db.session.get(User, world["viewer_id"])
     assert balance_of(viewer) > 0
     assert level_of(viewer).number == viewer.level_number > 1
+
+
+def test_the_indexes_it_builds_after_the_load_are_the_migrations_own(app):
+    """The bulk load drops each table's secondary indexes and rebuilds them from the database's
+    own definitions: afterwards every index is there, defined exactly as before."""
+    from sqlalchemy import text
+
+    def indexes():
+        connection = db.session.connection()
+        if connection.dialect.name == "sqlite":
+            query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        else:
+            query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        found = dict(connection.execute(text(query)).all())
+        db.session.commit()
+        return found
+
+    before = indexes()
+    assert "ix_story_terms_ranked" in before and "ix_points_ledger_user_id_id" in before
+    scale.generate(app, FACTOR, seed=7, log=lambda *_: None)
+    assert indexes() == before
