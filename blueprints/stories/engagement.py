@@ -1,8 +1,6 @@
 """Likes and comments on a story, in place with htmx (and plain forms without JS)."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -47,11 +45,10 @@ def story_engagement(story: Story, cursor: str | None = None, **refusal) -> dict
 
 
 def _like_response(story_id: int, likes: int, liked: bool):
-    """The like button after the commit, from what the transaction knew: the fragment needs only
-    the story's id, so the expired story is not read again."""
+    """The like button after the commit, from what the transaction knew (the expired story is
+    not read again)."""
     if wants_fragment():
-        return render("stories/show.html", "stories/_like.html", story=SimpleNamespace(id=story_id),
-                      likes=likes, liked=liked)
+        return render("stories/show.html", "stories/_like.html", story_id=story_id, likes=likes, liked=liked)
     return redirect(url_for("stories.show", story_id=story_id))
 
 
