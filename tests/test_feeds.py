@@ -222,7 +222,9 @@ def test_a_feed_page_costs_the_same_queries_for_both_orders(login_as, author, co
 def test_a_cached_card_shows_every_change_a_member_would_notice(app, client, author, fans, communities):
     """Cards are rendered once per process and reused (blueprints/fragments.py); whatever changes
     what a card says makes a new one: a like, an edit, the author's new name, the language."""
-    story = make_story(author, communities["ev"], "冬天续航实测", hours_ago=2)
+    # Five and a half minutes old: "min ago" at any hour (hours old would read "yesterday" just after
+    # Shanghai's midnight), and half a minute from the next minute's text.
+    story = make_story(author, communities["ev"], "冬天续航实测", hours_ago=5.5 / 60)
     cache = app.extensions["fragments"]
 
     def card():
@@ -247,4 +249,4 @@ def test_a_cached_card_shows_every_change_a_member_would_notice(app, client, aut
 
     client.post("/lang", data={"lang": "en"})
     english = card()
-    assert "likes" in english and "h ago" in english and english != edited
+    assert "likes" in english and "5 min ago" in english and english != edited
