@@ -10,8 +10,9 @@ import secrets
 from datetime import date, datetime, timedelta
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint, func, select
+from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint, exists, func, select
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship, with_expression
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import N_, DomainError, db
@@ -70,6 +71,9 @@ class User(UserMixin, db.Model):
     # Loaded with the member by `from_session_id` (the session's user loader);
     # None when not loaded, or after a commit expired it.
     unread_total: Mapped[int | None] = query_expression()
+    # Whether the member holds any role, asked with them per request: most hold none, and their
+    # `grants` are then known empty without a query.
+    holds_grants: Mapped[bool | None] = query_expression()
     consent_version: Mapped[str] = mapped_column(String(20), nullable=False)
     consent_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     marketing_opt_in: Mapped[bool] = mapped_column(nullable=False, default=False)
@@ -97,10 +101,14 @@ class User(UserMixin, db.Model):
         user_id, _, token = (value or "").partition(":")
         if not user_id.isdigit() or not token:
             return None
+        holds = exists().where(RoleGrant.user_id == cls.id)
         user = db.session.scalar(select(cls).where(cls.id == int(user_id))
-                                 .options(with_expression(cls.unread_total, Notification.unread_of(cls))))
+                                 .options(with_expression(cls.unread_total, Notification.unread_of(cls)),
+                                          with_expression(cls.holds_grants, holds)))
         if user is None or not hmac.compare_digest(user.session_token, token):
             return None
+        if user.holds_grants is False and "grants" not in user.__dict__:
+            set_committed_value(user, "grants", [])
         return user
 
     @classmethod

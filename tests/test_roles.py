@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from sqlalchemy import select
@@ -751,3 +752,32 @@ class TestStoryMatrix:
             from models.loyalty import PointsPosting
 
             assert db.session.scalar(select(PointsPosting).where(PointsPosting.rule == "like_received")) is None, where
+
+
+def test_a_member_without_a_role_costs_no_role_query_and_a_new_role_shows_at_once(app, factories, login_as):
+    """The session's user loader asks whether the member holds any role in its one query: for
+    most members no role query follows. A role granted meanwhile shows on the next page."""
+    from sqlalchemy import event
+
+    factories.communities()
+    member = factories.user(verified=True)
+    client = login_as(member)
+    statements = []
+
+    def log(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", log)
+    try:
+        for path in ("/events", "/me", "/c/ev", "/"):
+            assert client.get(path).status_code == 200
+        members_roles = [s for s in statements if s.lstrip().startswith("SELECT role_grants")
+                         and re.search(r"WHERE \S+ = role_grants\.user_id", s)]  # not the community page's list of its staff
+        assert not members_roles, members_roles
+        assert client.get("/admin").status_code in (302, 403)
+
+        db.session.get(User, member.id).grant("admin")  # as another administrator would
+        db.session.commit()
+        assert client.get("/admin").status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", log)
