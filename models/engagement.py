@@ -10,7 +10,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Mapped, aliased, joinedload, mapped_column, relationship
 
 from models import N_, DomainError, cursors, db
-from models.accounts import PhoneNotVerified
+from models.accounts import PhoneNotVerified, User
 from models.content_filter import refuse_blocked
 from models.loyalty.ledger import award
 from models.nonces import AlreadySubmitted, first_submission
@@ -194,6 +194,11 @@ class Thread:
     replies: list[Comment] = field(default_factory=list)
 
 
+# A comment shows its author's nickname: none of their account's other columns travel with it.
+def _author_name():
+    return joinedload(Comment.author).load_only(User.id, User.nickname)
+
+
 def _shown(model, viewer):
     """Comments VIEWER sees: published ones, and their own waiting for a moderator."""
     shown = model.status == "published"
@@ -214,7 +219,7 @@ def comment_page(story, viewer, cursor: str | None = None,
     query = (select(Comment)
              .where(Comment.story_id == story.id, Comment.parent_id.is_(None),
                     or_(_shown(Comment, viewer), and_(Comment.status == "deleted", answered)))
-             .options(joinedload(Comment.author))
+             .options(_author_name())
              .order_by(Comment.created_at.desc(), Comment.id.desc()).limit(size + 1))
     after = cursors.decode("comments", cursor, datetime, int)
     if after is not None:
@@ -226,7 +231,7 @@ def comment_page(story, viewer, cursor: str | None = None,
     if threads:
         for found in db.session.scalars(
             select(Comment).where(Comment.parent_id.in_(list(threads)), _shown(Comment, viewer))
-            .options(joinedload(Comment.author)).order_by(Comment.created_at, Comment.id)
+            .options(_author_name()).order_by(Comment.created_at, Comment.id)
         ):
             threads[found.parent_id].replies.append(found)
     return list(threads.values()), (cursors.encode("comments", tops[-1].created_at, tops[-1].id) if more else None)
@@ -245,7 +250,7 @@ def thread_of(comment: Comment, viewer) -> Thread | None:
         return Thread(comment) if comment.status != "deleted" else None
     replies = list(db.session.scalars(
         select(Comment).where(Comment.parent_id == comment.id, _shown(Comment, viewer))
-        .options(joinedload(Comment.author)).order_by(Comment.created_at, Comment.id)))
+        .options(_author_name()).order_by(Comment.created_at, Comment.id)))
     if comment.status == "deleted" and not replies:
         return None
     return Thread(comment, replies)
