@@ -16,6 +16,7 @@ from blueprints.web import init_web
 from extensions import babel, compress, csrf, htmx, limiter, login_manager, migrate
 from models import db, sqlite_tuning  # noqa: F401  (sqlite_tuning: the engine's event hooks)
 from services import jobs
+from services.instance_secrets import read_or_create
 from services.push_keys import load_or_create_vapid
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -23,12 +24,7 @@ BASE_DIR = Path(__file__).resolve().parent
 
 def _instance_secret(instance: Path, name: str, make) -> str:
     """Read a secret from instance/NAME, creating it once on first run (never committed)."""
-    path = instance / name
-    if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
-        path.write_text(make())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return read_or_create(instance / name, lambda: make().encode()).decode().strip()
 
 
 def _vapid_keys(instance: Path) -> tuple[str, str]:

@@ -408,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--writes", default=",".join(writes.WRITES), help="keys: " + ", ".join(writes.WRITES))
     parser.add_argument("--crowd", type=int, default=0, help="members sending writes (default 400 a second of --duration)")
     parser.add_argument("--payers", type=int, default=200, help="crowd members given points to redeem")
+    parser.add_argument("--databases", default="sqlite,postgresql",
+                        help="sqlite, postgresql (the latter only with BENCH_DATABASE_URL)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--markdown", type=Path, help="also write the tables there, as Markdown")
     parser.add_argument("--json", type=Path, help="also write the figures there, as JSON")
@@ -427,8 +429,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from app import _normalise_db_url
 
-    databases = [("SQLite", None)]
-    if os.environ.get("BENCH_DATABASE_URL"):
+    wanted = set(args.databases.split(","))
+    databases = [("SQLite", None)] if "sqlite" in wanted else []
+    if os.environ.get("BENCH_DATABASE_URL") and "postgresql" in wanted:
         databases.append(("PostgreSQL", _normalise_db_url(os.environ["BENCH_DATABASE_URL"])))
     load_start = os.getloadavg()
     tables, out = [], []

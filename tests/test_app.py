@@ -1,6 +1,11 @@
 """The application shell: health, headers, error pages, configuration."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 from sqlalchemy.exc import OperationalError
 
 from app import create_app
@@ -78,6 +83,36 @@ def test_secrets_are_generated_once_into_instance(tmp_path, monkeypatch):
     assert (tmp_path / "vapid_private.pem").read_text().startswith("-----BEGIN PRIVATE KEY-----")
 
 
+RACER = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from app import _instance_secret
+from services.push_keys import load_or_create_vapid
+instance, go = Path(sys.argv[2]), Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.001)
+print(_instance_secret(instance, "secret_key", lambda: "k" * 200_000), load_or_create_vapid(instance / "vapid_private.pem")[1])
+"""
+
+
+def test_processes_starting_together_on_a_fresh_instance_all_get_the_same_secrets(tmp_path):
+    """gunicorn's workers boot at the same moment: none may read a half-written key (one crashed
+    on that) or keep a key of its own."""
+    root = str(Path(__file__).resolve().parent.parent)
+    for round_ in range(3):
+        instance, go = tmp_path / f"instance-{round_}", tmp_path / f"go-{round_}"
+        racers = [subprocess.Popen([sys.executable, "-c", RACER, root, str(instance), str(go)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        time.sleep(1.5)  # every racer imported and waiting
+        go.touch()
+        answers = [racer.communicate(timeout=60) for racer in racers]
+        assert all(racer.returncode == 0 for racer in racers), [err[-500:] for _out, err in answers]
+        assert len({out for out, _err in answers}) == 1
+        assert sorted(p.name for p in instance.iterdir()) == ["secret_key", "vapid_private.pem"]  # no leftovers
+        assert (instance / "vapid_private.pem").stat().st_mode & 0o077 == 0
+
+
 def test_environment_overrides_generated_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "from-the-environment")
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"}, instance_path=str(tmp_path))
@@ -99,3 +134,21 @@ def test_text_is_sent_compressed_to_phones(client):
     compressed = client.get("/static/vendor/htmx.min.js", headers={"Accept-Encoding": "br, gzip"})
     assert compressed.headers["Content-Encoding"] == "br"
     assert len(compressed.get_data()) < len(raw.get_data()) / 2
+
+
+def test_gunicorn_workers_take_the_loaded_app_out_of_the_garbage_collectors_walk():
+    """gunicorn.conf.py (read from the working directory by production and `make bench`):
+    after a worker loads the app its objects are frozen, so full collections no longer stall
+    requests for ~100 ms (BENCHMARKS.md, 2026-12-07 night)."""
+    import gc
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    before = gc.get_freeze_count()
+    try:
+        conf.post_worker_init(worker=None)
+        assert gc.get_freeze_count() > max(before, 10_000)
+    finally:
+        gc.unfreeze()
