@@ -10,12 +10,12 @@ import secrets
 from datetime import date, datetime, timedelta
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint, exists, func, select
+from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint, bindparam, exists, func, select
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship, with_expression
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from models import N_, DomainError, db
+from models import N_, DomainError, built_once, db
 from models.audit import audit
 from models.notifications import Notification, notify
 from models.types import UTCDateTime, shanghai_day, shanghai_midnight, utcnow
@@ -101,10 +101,7 @@ class User(UserMixin, db.Model):
         user_id, _, token = (value or "").partition(":")
         if not user_id.isdigit() or not token:
             return None
-        holds = exists().where(RoleGrant.user_id == cls.id)
-        user = db.session.scalar(select(cls).where(cls.id == int(user_id))
-                                 .options(with_expression(cls.unread_total, Notification.unread_of(cls)),
-                                          with_expression(cls.holds_grants, holds)))
+        user = db.session.scalar(_session_user_query(), {"user_id": int(user_id)})
         if user is None or not hmac.compare_digest(user.session_token, token):
             return None
         if user.holds_grants is False and "grants" not in user.__dict__:
@@ -523,3 +520,12 @@ def revoke_role(grant: RoleGrant, by=None) -> None:
     user.grants.remove(grant)
     db.session.flush()
     notify(user, "role_revoked", params)
+
+
+@built_once
+def _session_user_query():
+    """The member of a session with their unread count and whether they hold any role (every page)."""
+    holds = exists().where(RoleGrant.user_id == User.id)
+    return (select(User).where(User.id == bindparam("user_id"))
+            .options(with_expression(User.unread_total, Notification.unread_of(User)),
+                     with_expression(User.holds_grants, holds)))

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask import abort
 from flask_babel import get_locale
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, delete, exists, func, select, update
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, bindparam, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, load_only, mapped_column, query_expression, with_expression
 
-from models import db
+from models import built_once, db
 from models.accounts import RoleGrant, User
 from models.types import UTCDateTime, utcnow
 
@@ -57,16 +58,16 @@ class Community(db.Model):
 
     @classmethod
     def all_ordered(cls) -> list[Community]:
-        return list(db.session.scalars(select(cls).order_by(cls.position, cls.id)))
+        return list(db.session.scalars(_all_communities_query()))
 
     @classmethod
     def get_by_slug_or_404(cls, slug: str, viewer=None) -> Community:
         """The community at SLUG, with whether VIEWER is a member asked in the same query."""
-        query = select(cls).where(cls.slug == slug)
-        if viewer is not None and getattr(viewer, "is_authenticated", False):
-            joined = exists().where(Membership.community_id == cls.id, Membership.user_id == viewer.id)
-            query = query.options(with_expression(cls.viewer_joined, joined))
-        community = db.first_or_404(query)
+        signed_in = viewer is not None and getattr(viewer, "is_authenticated", False)
+        params = {"slug": slug, "viewer_id": viewer.id} if signed_in else {"slug": slug}
+        community = db.session.scalar(_community_page_query(signed_in), params)
+        if community is None:
+            abort(404)
         community.joined_asked_for = getattr(viewer, "id", None)  # whose membership viewer_joined says
         return community
 
@@ -86,24 +87,11 @@ class Community(db.Model):
 
     # The community page shows these members by nickname only: their account columns stay behind.
     def recent_members(self, limit: int = 8):
-        return list(
-            db.session.scalars(
-                select(User).options(load_only(User.id, User.nickname))
-                .join(Membership, Membership.user_id == User.id)
-                .where(Membership.community_id == self.id)
-                .order_by(Membership.joined_at.desc())
-                .limit(limit)
-            )
-        )
+        return list(db.session.scalars(_recent_members_query(limit), {"community_id": self.id}))
 
     def staff(self) -> dict[str, list]:
         """Organizers and moderators of this community, by role."""
-        rows = db.session.execute(
-            select(RoleGrant.role, User).options(load_only(User.id, User.nickname))
-            .join(User, User.id == RoleGrant.user_id)
-            .where(RoleGrant.community_id == self.id)
-            .order_by(RoleGrant.id)
-        )
+        rows = db.session.execute(_staff_query(), {"community_id": self.id})
         staff: dict[str, list] = {"organizer": [], "moderator": []}
         for role, user in rows:
             staff[role].append(user)
@@ -141,7 +129,7 @@ def member_community_ids(user) -> set[int]:
     """Ids of the communities USER belongs to, in one query."""
     if user is None or not getattr(user, "is_authenticated", False):
         return set()
-    return set(db.session.scalars(select(Membership.community_id).where(Membership.user_id == user.id)))
+    return set(db.session.scalars(_member_communities_query(), {"user_id": user.id}))
 
 
 class Membership(db.Model):
@@ -158,6 +146,43 @@ class Membership(db.Model):
         ForeignKey("communities.id", ondelete="CASCADE"), nullable=False, index=True
     )
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+# The statements of the pages (models.built_once: built and keyed once per process).
+
+@built_once
+def _all_communities_query():
+    return select(Community).order_by(Community.position, Community.id)
+
+
+@built_once
+def _community_page_query(signed_in: bool):
+    query = select(Community).where(Community.slug == bindparam("slug"))
+    if signed_in:
+        joined = exists().where(Membership.community_id == Community.id, Membership.user_id == bindparam("viewer_id"))
+        query = query.options(with_expression(Community.viewer_joined, joined))
+    return query
+
+
+@built_once
+def _member_communities_query():
+    return select(Membership.community_id).where(Membership.user_id == bindparam("user_id"))
+
+
+@built_once
+def _recent_members_query(limit: int):
+    return (select(User).options(load_only(User.id, User.nickname))
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.community_id == bindparam("community_id"))
+            .order_by(Membership.joined_at.desc()).limit(limit))
+
+
+@built_once
+def _staff_query():
+    return (select(RoleGrant.role, User).options(load_only(User.id, User.nickname))
+            .join(User, User.id == RoleGrant.user_id)
+            .where(RoleGrant.community_id == bindparam("community_id"))
+            .order_by(RoleGrant.id))
 
 
 def _counted_members():

@@ -6,13 +6,13 @@ import math
 from datetime import datetime, timedelta, timezone
 
 from flask import abort
-from sqlalchemy import (JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, event, exists, func, literal, or_,
-                        select, union_all, update)
+from sqlalchemy import (JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, bindparam, event, exists, func,
+                        literal, or_, select, union_all, update)
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import (Mapped, defer, joinedload, mapped_column, query_expression, relationship, selectinload,
                             with_expression)
 
-from models import N_, DomainError, cursors, db
+from models import N_, DomainError, built_once, cursors, db
 from models.accounts import PhoneNotVerified, User
 from models.content_filter import refuse_blocked
 from models.engagement import Comment, StoryLike
@@ -132,8 +132,9 @@ class Story(db.Model):
     def get_page_or_404(cls, story_id: int, viewer) -> Story:
         """A story VIEWER may see, for its page: community, author and whether VIEWER liked it in
         the same query, photos in one more (`_with_cards`)."""
-        query = _with_cards(select(cls).where(cls.id == story_id), viewer)
-        story = db.session.execute(query).unique().scalar_one_or_none()
+        signed_in = viewer is not None and getattr(viewer, "is_authenticated", False)
+        params = {"story_id": story_id, "viewer_id": viewer.id} if signed_in else {"story_id": story_id}
+        story = db.session.execute(_story_page_query(signed_in), params).unique().scalar_one_or_none()
         if story is None or not story.visible_to(viewer):
             abort(404)
         return story
@@ -153,6 +154,11 @@ class Story(db.Model):
         if story is None or story.status != "published":
             abort(404)
         return story
+
+
+@built_once
+def _story_page_query(signed_in: bool):
+    return _with_cards(select(Story).where(Story.id == bindparam("story_id")), signed_in)
 
 
 class StoryPhoto(db.Model):
@@ -309,27 +315,62 @@ def _heat_on_publication(story, published_at, _old, _initiator):
         story.hot_score = heat(story.like_count or 0, story.comment_count or 0, published_at)
 
 
-def _scoped(query, community_ids, author_id):
+def _scoped(query, in_communities: bool, by_author: bool):
+    """Published stories, in the communities `:community_ids` and by `:author_id` when asked."""
     query = query.where(Story.status == "published")
-    if community_ids is not None:
-        query = query.where(Story.community_id.in_(list(community_ids)))
-    if author_id is not None:
-        query = query.where(Story.author_id == author_id)
+    if in_communities:
+        query = query.where(Story.community_id.in_(bindparam("community_ids", expanding=True)))
+    if by_author:
+        query = query.where(Story.author_id == bindparam("author_id"))
     return query
 
 
-def _with_cards(query, viewer=None):
-    """Authors and communities joined in, whether VIEWER liked each story asked in the same
-    query (`Story.liked`), photos in one more query: two queries a page."""
+def _with_cards(query, signed_in: bool):
+    """Authors and communities joined in, whether the viewer (`:viewer_id`) liked each story
+    asked in the same query (`Story.liked`), photos in one more query: two queries a page."""
     # A card shows the author's nickname and the story's opening (from body_html): neither the
     # Markdown source nor the author's account columns travel with twenty rows.
     query = query.options(defer(Story.body), joinedload(Story.author).load_only(User.id, User.nickname),
                           joinedload(Story.community), selectinload(Story.photos))
-    viewer_id = viewer.id if viewer is not None and getattr(viewer, "is_authenticated", False) else None
-    if viewer_id:
-        liked = exists().where(StoryLike.story_id == Story.id, StoryLike.user_id == viewer_id)
+    if signed_in:
+        liked = exists().where(StoryLike.story_id == Story.id, StoryLike.user_id == bindparam("viewer_id"))
         query = query.options(with_expression(Story.liked, liked))
     return query
+
+
+def _feed_params(community_ids, author_id, viewer) -> tuple[tuple[bool, bool, bool], dict]:
+    """Which variant of a feed's statement, and its parameters."""
+    viewer_id = viewer.id if viewer is not None and getattr(viewer, "is_authenticated", False) else None
+    params = {"community_ids": list(community_ids) if community_ids is not None else None,
+              "author_id": author_id, "viewer_id": viewer_id}
+    return (community_ids is not None, author_id is not None, viewer_id is not None), \
+        {key: value for key, value in params.items() if value is not None}
+
+
+@built_once
+def _newest_query(scope: tuple[bool, bool, bool], paged: bool, limit: int):
+    in_communities, by_author, signed_in = scope
+    query = _scoped(select(Story), in_communities, by_author)
+    if paged:
+        at = bindparam("at")
+        query = query.where(or_(Story.published_at < at, and_(Story.published_at == at, Story.id < bindparam("after_id"))))
+    return _with_cards(query, signed_in).order_by(Story.published_at.desc(), Story.id.desc()).limit(limit)
+
+
+HOT_ORDER = (Story.hot_score.desc(), Story.id.desc())
+
+
+@built_once
+def _hot_window(scope: tuple[bool, bool, bool]):
+    """The hot feed's stories: published in the HOT_WINDOW_DAYS before `:ref_time`."""
+    in_communities, by_author, signed_in = scope
+    return _with_cards(_scoped(select(Story), in_communities, by_author).where(likely(and_(
+        Story.published_at <= bindparam("ref_time"), Story.published_at > bindparam("window_start")))), signed_in)
+
+
+@built_once
+def _hot_first_page(scope: tuple[bool, bool, bool], limit: int):
+    return _hot_window(scope).order_by(*HOT_ORDER).limit(limit)
 
 
 def feed(community_ids=None, author_id: int | None = None, cursor: str | None = None,
@@ -340,13 +381,11 @@ def feed(community_ids=None, author_id: int | None = None, cursor: str | None = 
     few queries whatever its size."""
     if sort == "hot":
         return hot_feed(community_ids, author_id, cursor, size, viewer)
-    query = _scoped(select(Story), community_ids, author_id)
+    scope, params = _feed_params(community_ids, author_id, viewer)
     after = cursors.decode("stories", cursor, datetime, int)
     if after is not None:
-        at, story_id = after
-        query = query.where(or_(Story.published_at < at, and_(Story.published_at == at, Story.id < story_id)))
-    query = _with_cards(query, viewer)
-    stories = list(db.session.scalars(query.order_by(Story.published_at.desc(), Story.id.desc()).limit(size + 1)))
+        params["at"], params["after_id"] = after
+    stories = list(db.session.scalars(_newest_query(scope, after is not None, size + 1), params))
     more = len(stories) > size
     stories = stories[:size]
     return stories, (cursors.encode("stories", stories[-1].published_at, stories[-1].id) if more else None)
@@ -366,21 +405,22 @@ def hot_feed(community_ids=None, author_id: int | None = None, cursor: str | Non
     reference time wait for the next load."""
     after = cursors.decode("stories-hot", cursor, datetime, float, int)
     ref_time = after[0] if after else utcnow()
+    scope, params = _feed_params(community_ids, author_id, viewer)
     # The window is checked on the rows the score index hands over: it only trims the tail.
-    window = _with_cards(_scoped(select(Story), community_ids, author_id).where(likely(and_(
-        Story.published_at <= ref_time, Story.published_at > ref_time - timedelta(days=HOT_WINDOW_DAYS)))), viewer)
-    order = (Story.hot_score.desc(), Story.id.desc())
+    params |= {"ref_time": ref_time, "window_start": ref_time - timedelta(days=HOT_WINDOW_DAYS)}
     if after is None:
         ranked = [(story.hot_score, story.id, story) for story in
-                  db.session.scalars(window.order_by(*order).limit(size + 1)).unique()]
+                  db.session.scalars(_hot_first_page(scope, size + 1), params).unique()]
     else:
+        window = _hot_window(scope)
         score, last_id = after[1], after[2]
         moved = _moved_since(ref_time)
         below = or_(Story.hot_score < score, and_(Story.hot_score == score, Story.id < last_id))
         ranked = [(story.hot_score, story.id, story) for story in db.session.scalars(
-            window.where(below).order_by(*order).limit(size + 1 + len(moved))).unique() if story.id not in moved]
+            window.where(below).order_by(*HOT_ORDER).limit(size + 1 + len(moved)), params).unique()
+            if story.id not in moved]
         if moved:  # placed by their counts at the reference time
-            for story in db.session.scalars(window.where(Story.id.in_(list(moved)))).unique():
+            for story in db.session.scalars(window.where(Story.id.in_(list(moved))), params).unique():
                 later_likes, later_comments = moved[story.id]
                 then = heat(max(story.like_count - later_likes, 0), max(story.comment_count - later_comments, 0),
                             story.published_at)
